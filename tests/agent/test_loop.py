@@ -307,6 +307,22 @@ async def test_write_execute_blocks_foreign_and_mismatched(
     assert "this resource type is not allowed" in res.history[6]["content"]
 
 
+async def test_write_execute_unencodable_payload_is_told_not_a_task_error(
+    harness: Callable[..., Any], scripted: Any
+) -> None:
+    # JSON the model may legally write but that cannot be re-encoded for sending: an escaped lone
+    # surrogate and an integer beyond 64 bits. The model is told; nothing is sent; the task goes on.
+    surrogate = '{"resourceType": "Observation", "status": "final", "valueString": "\\ud800"}'
+    huge = '{"resourceType": "Observation", "status": "final", "valueInteger": ' + "9" * 30 + "}"
+    h = harness(model=scripted(post(surrogate), post(huge), post(BP), "FINISH([])"))
+    res = final(await run(h.loop(write_mode="execute")))
+    assert res.status == "completed"
+    for answer in (res.history[2]["content"], res.history[4]["content"]):
+        assert answer.startswith("Invalid POST request: the payload cannot be sent as JSON")
+    assert len(h.fhir.requests) == 1  # only the good one
+    assert [r.outcome for r in h.audit.records] == ["invalid", "invalid", "ok"]
+
+
 async def test_write_dry_run_validates_strictly(harness: Callable[..., Any], scripted: Any) -> None:
     h = harness(model=scripted(post(BP), post(MED, "MedicationRequest"), "FINISH([])"))
     res = final(await run(h.loop(write_mode="dry-run")))

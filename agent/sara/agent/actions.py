@@ -315,6 +315,11 @@ class Actions:
                 f'{POST_INVALID}: the payload must be a JSON object with "resourceType": "{rtype}"'
             )
             return Outcome(text, call("invalid"))
+        try:
+            body = orjson.dumps(payload)
+        except orjson.JSONEncodeError as exc:  # lone surrogates, integers beyond 64 bits
+            text = f"{POST_INVALID}: the payload cannot be sent as JSON ({exc})"
+            return Outcome(text, call("invalid"))
         if mode == WriteMode.DRY_RUN:
             problems = validate(payload)
             if problems:
@@ -329,16 +334,14 @@ class Actions:
                 f"FHIR R4. {PLEASE_FINISH}"
             )
             return Outcome(text, call("dry_run"))
-        return await self._execute(decision.url, rtype, patient, payload)
+        return await self._execute(decision.url, rtype, patient, body)
 
-    async def _execute(
-        self, url: str, rtype: str, patient: str | None, payload: dict[str, Any]
-    ) -> Outcome:
+    async def _execute(self, url: str, rtype: str, patient: str | None, body: bytes) -> Outcome:
         def call(outcome: str, **more: Any) -> Call:
             return Call("POST", rtype, patient, True, outcome, **more)
 
         try:
-            reply = await self.fhir.post(url, orjson.dumps(payload))
+            reply = await self.fhir.post(url, body)
         except FhirError as exc:
             return Outcome(f"Error in sending the POST request: {exc}", call("transport_error"))
         sizes = {"status": reply.status, "size": reply.size, "elapsed": reply.elapsed}
