@@ -33,6 +33,9 @@ def test_defaults_of_an_almost_empty_vllm_spec() -> None:
         ({"model": {"engine": "reference", "unknown": 1}}, "model.unknown"),
         ({"model": {"uri": "s3://bucket/m"}}, "model.uri"),
         ({"model": {"uri": "hf://o/m", "vllm": {"gpuMemoryUtilization": 1.5}}}, "gpuMemory"),
+        ({"model": {"uri": "hf://o/m", "vllm": {"extraArgs": ["--api-key=s"]}}}, "--api-key"),
+        ({"model": {"uri": "hf://o/m", "vllm": {"extraArgs": ["--port", "9"]}}}, "--port"),
+        ({"model": {"uri": "hf://o/m", "vllm": {"extraArgs": ["--model=x"]}}}, "model.uri"),
     ],
 )
 def test_invalid_specs_give_a_short_reason(spec: dict[str, object], needle: str) -> None:

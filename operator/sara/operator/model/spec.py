@@ -15,7 +15,7 @@ import re
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic.alias_generators import to_camel
 
 GROUP = "clinical.sara.dev"
@@ -136,6 +136,19 @@ class Gpu(_Spec):
     )
 
 
+#: vLLM flags a spec may not pass through extraArgs, and what to use instead.
+RESERVED_VLLM_FLAGS = {
+    "--host": "the operator sets it (the Service and probes depend on it)",
+    "--port": "the operator sets it (the Service and probes depend on it)",
+    "--model": "use model.uri",
+    "--served-model-name": "use model.servedName",
+    "--api-key": (
+        "the readiness probe and the agent would be refused; the NetworkPolicy already admits "
+        "only the agent"
+    ),
+}
+
+
 class Vllm(_Spec):
     """vLLM engine settings, rendered as `vllm serve` flags."""
 
@@ -156,8 +169,22 @@ class Vllm(_Spec):
         "auto", description="--dtype of the weights."
     )
     extra_args: list[str] = Field(
-        default_factory=list, description="More vLLM flags, appended verbatim."
+        default_factory=list,
+        description=(
+            "More vLLM flags, appended verbatim. Flags the operator owns (--host, --port, "
+            "--model, --served-model-name) and --api-key (it would fail the readiness probe and "
+            "the agent; NetworkPolicies already admit only the agent) are refused."
+        ),
     )
+
+    @field_validator("extra_args")
+    @classmethod
+    def _no_owned_flags(cls, value: list[str]) -> list[str]:
+        for arg in value:
+            flag = arg.split("=", 1)[0]
+            if flag in RESERVED_VLLM_FLAGS:
+                raise ValueError(f"{flag} is not allowed in extraArgs: {RESERVED_VLLM_FLAGS[flag]}")
+        return value
 
 
 class Cache(_Spec):
