@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+import time
 from collections.abc import Callable
 from typing import Any
 
 import httpx
 import pytest
 
-from sara.agent import events, fakes
+from sara.agent import events, fakes, runtime
 from sara.agent.actions import PLEASE_FINISH, POST_ACCEPTED
-from sara.agent.loop import RETRY_MESSAGE, Loop, TaskSpec
+from sara.agent.loop import RETRY_MESSAGE, Loop, LoopConfig, TaskSpec
+from sara.agent.settings import AgentSettings
 
 BASE = "http://fhir.test:8080/fhir/"
 MRN = "S6315806"
@@ -523,3 +526,46 @@ async def test_url_that_does_not_split_is_told_not_a_task_error(
     assert res.history[2]["content"].startswith("Error in sending the GET request: ")
     assert res.history[4]["content"] == POST_ACCEPTED
     assert h.fhir.requests == []
+
+
+async def test_task_deadline_cuts_a_slow_model_call(harness: Callable[..., Any]) -> None:
+    async def stalled_model(request: httpx.Request) -> httpx.Response:
+        await asyncio.sleep(30)
+        return httpx.Response(200, json=fakes.completion("FINISH([])"))
+
+    h = harness(model=stalled_model)
+    started = time.perf_counter()
+    evs = await run(h.loop(task_timeout_seconds=0.2))
+    assert time.perf_counter() - started < 5
+    res = final(evs)
+    assert res.status == "task error" and res.rounds == 1
+    (err,) = [e for e in evs if isinstance(e, events.Error)]
+    assert err.code == "deadline" and "0.2 s" in err.message
+    assert h.fhir.requests == []
+
+
+async def test_task_deadline_never_cuts_a_fhir_call_in_flight(
+    harness: Callable[..., Any], scripted: Any
+) -> None:
+    async def slow_fhir(request: httpx.Request) -> httpx.Response:
+        await asyncio.sleep(0.4)  # outlives the deadline; still answered and audited
+        return fakes.fhir_handler()(request)
+
+    h = harness(model=scripted(post(BP), "FINISH([])"), fhir=slow_fhir)
+    evs = await run(h.loop(write_mode="execute", task_timeout_seconds=0.2))
+    res = final(evs)
+    assert res.status == "task error" and res.rounds == 1  # round 2's model call never started
+    assert len(h.fhir.requests) == 1 and len(h.model.requests) == 1
+    (record,) = h.audit.records
+    assert record.outcome == "ok" and record.status == 201  # the write's outcome is known
+    assert [e.code for e in evs if isinstance(e, events.Error)] == ["deadline"]
+
+
+def test_benchmark_loop_has_no_deadline_but_the_api_does() -> None:
+    assert LoopConfig(api_base=BASE).task_timeout_seconds is None  # as the harness: no limit
+    settings = AgentSettings(no_auth=True)
+    assert runtime.config_from_settings(settings).task_timeout_seconds == 600
+    zero = AgentSettings(no_auth=True, task_timeout_seconds=0)
+    assert runtime.config_from_settings(zero).task_timeout_seconds is None
+    with pytest.raises(ValueError, match="task_timeout_seconds"):
+        LoopConfig(api_base=BASE, task_timeout_seconds=-1)

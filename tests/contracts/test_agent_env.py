@@ -63,6 +63,7 @@ def test_the_agent_parses_the_rendered_values(
     assert settings.fhir_url.endswith("/")
     assert settings.model_url.endswith("/v1")
     assert settings.api_keys_file is not None
+    assert settings.task_timeout_seconds == 600
 
 
 def test_mode_enums_match_the_agent() -> None:
@@ -84,6 +85,7 @@ def test_fields_the_operator_must_render_are_still_settings() -> None:
         "SARA_AGENT_WRITE_MODE",
         "SARA_AGENT_API_KEYS_FILE",
         "SARA_AGENT_MAX_CONCURRENT_TASKS",
+        "SARA_AGENT_TASK_TIMEOUT_SECONDS",
     }
     assert needed <= FIELDS
     rendered = {e["name"] for raw in SPECS for e in agent_env(raw)}

@@ -104,7 +104,7 @@ class FhirResponse(_Event):
 class Error(_Event):
     kind: ClassVar[str] = "error"
     message: str  # a fixed description, no payloads
-    code: str  # model_error | internal_error
+    code: str  # model_error | deadline | internal_error
 
 
 @dataclass(frozen=True, slots=True)

@@ -24,6 +24,11 @@ write_mode         ``acknowledge`` (benchmark) | ``execute`` | ``dry-run`` | ``d
 protocol           ``medagentbench`` (raw ``&_format=json``, harness wording) | ``sara``
 read_types,        resource type allowlists for GET and POST (see ``urlguard``)
 write_types
+task_timeout_      ``None`` (the benchmark: no limit) or seconds a task may take; checked
+seconds            before each model call and each action, and bounding the model call in
+                   flight. A FHIR call already sent is never interrupted (its outcome, a write
+                   perhaps, is always known and audited), so a task ends at most one FHIR
+                   timeout after the deadline.
 =================  ==========================================================================
 
 ``TaskSpec(instruction, context="", task_id=None, caller="local")``. ``Loop(config, model=,
@@ -34,7 +39,8 @@ Final statuses (``TaskResult.status``), as in MedAgentBench: ``completed`` (FINI
 the text inside ``FINISH(…)``), ``agent invalid action`` (not one of the three actions; in
 lenient mode after one retry), ``task limit reached`` (``max_rounds`` used up),
 ``agent context limit`` (the model server says the conversation no longer fits),
-``task error`` (model server failure after retries, or a bug; an ``Error`` event precedes it).
+``task error`` (model server failure after retries, the task deadline, or a bug; an ``Error``
+event precedes it).
 ``history`` is the benchmark's: ``{"role": "user"|"agent", "content": str}``, the prompt first,
 the model's raw text as ``agent`` entries. FHIR failures and blocked URLs are never task errors:
 the model is told and may correct itself.
@@ -42,6 +48,7 @@ the model is told and may correct itself.
 
 from __future__ import annotations
 
+import asyncio
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -94,6 +101,7 @@ class LoopConfig:
     protocol: Protocol = "medagentbench"
     read_types: frozenset[str] = DEFAULT_READ_TYPES
     write_types: frozenset[str] = DEFAULT_WRITE_TYPES
+    task_timeout_seconds: float | None = None
 
     def __post_init__(self) -> None:
         if not self.api_base.endswith("/"):
@@ -104,6 +112,8 @@ class LoopConfig:
             raise ValueError(f"unknown protocol {self.protocol!r}")
         if self.max_rounds < 1:
             raise ValueError("max_rounds must be at least 1")
+        if self.task_timeout_seconds is not None and not self.task_timeout_seconds > 0:
+            raise ValueError("task_timeout_seconds must be positive (or None for no limit)")
         prompts.template(self.prompt)  # unknown profile → ConfigError now, not mid-task
         parse_base(self.api_base)  # not an absolute http(s) base → ValueError now
 
@@ -183,15 +193,29 @@ class Loop:
         if self.metrics:
             self.metrics.tasks_in_flight.inc()
         ended = False  # False in `finally` means the consumer went away (cancel, disconnect)
+        limit = self.config.task_timeout_seconds
+        deadline = None if limit is None else asyncio.get_running_loop().time() + limit
         try:
             status, result = "task limit reached", None
             retried = False
             for rnd in range(1, self.config.max_rounds + 1):
+                if _passed(deadline):
+                    yield self._deadline_error(tlog, state.rounds)
+                    status = "task error"
+                    break
                 state.rounds = rnd
                 yield RoundStarted(round=rnd)
                 asked = time.perf_counter()
                 try:
-                    completion = await self.model.complete(state.history)
+                    async with asyncio.timeout_at(deadline):
+                        completion = await self.model.complete(state.history)
+                except TimeoutError:
+                    if not _passed(deadline):
+                        raise
+                    self._model_metric("error", time.perf_counter() - asked, None)
+                    yield self._deadline_error(tlog, rnd)
+                    status = "task error"
+                    break
                 except ContextLimitError:
                     self._model_metric("context_limit", time.perf_counter() - asked, None)
                     tlog.info("model_context_limit", round=rnd)
@@ -227,6 +251,10 @@ class Loop:
                         state.history.append({"role": "user", "content": RETRY_MESSAGE})
                         continue
                     status = "agent invalid action"
+                    break
+                if _passed(deadline):  # the model answered too late: its action is not taken
+                    yield self._deadline_error(tlog, rnd)
+                    status = "task error"
                     break
                 method, ptype, sends, blocked = self.actions.plan(action)
                 yield FhirRequest(
@@ -278,6 +306,11 @@ class Loop:
                 task_id=state.task_id,
             )
         )
+
+    def _deadline_error(self, tlog: Any, rnd: int) -> Error:
+        limit = self.config.task_timeout_seconds
+        tlog.warning("task_deadline", round=rnd, limit_seconds=limit)
+        return Error(message=f"the task took longer than its limit of {limit:g} s", code="deadline")
 
     def _label(self, resource_type: str | None) -> str:
         if self.metrics is not None:
@@ -341,3 +374,7 @@ class Loop:
                 elapsed_ms=round(call.elapsed * 1000, 3),
             ),
         ]
+
+
+def _passed(deadline: float | None) -> bool:
+    return deadline is not None and asyncio.get_running_loop().time() >= deadline

@@ -71,6 +71,7 @@ class AgentSettings(BaseSettings):
     protocol: Protocol = Protocol.SARA
     read_resource_types: str = ""  # comma-separated GET allowlist; "" = built-in list
     write_resource_types: str = ""  # comma-separated POST allowlist; "" = built-in list
+    task_timeout_seconds: float = Field(600.0, ge=0)  # a task's whole time; 0 = no limit
 
     # API protection.
     api_keys: str = ""  # comma-separated bearer keys

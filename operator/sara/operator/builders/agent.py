@@ -43,6 +43,7 @@ def env(spec: ClinicalAgentSpec, names: Names) -> list[dict[str, Any]]:
         "PARSE_MODE": agent.parse_mode,
         "API_KEYS_FILE": f"{KEYS_MOUNT}/{key}",
         "MAX_CONCURRENT_TASKS": str(agent.max_concurrent_tasks),
+        "TASK_TIMEOUT_SECONDS": str(agent.task_timeout_seconds),
         "LOG_LEVEL": agent.log_level,
     }
     out: list[dict[str, Any]] = [{"name": PREFIX + k, "value": v} for k, v in plain.items()]

@@ -355,6 +355,12 @@ class AgentSpec(_Spec):
     max_concurrent_tasks: int = Field(
         64, ge=1, le=4096, description="Tasks one replica runs at once."
     )
+    task_timeout_seconds: int = Field(
+        600,
+        ge=0,
+        le=86400,
+        description="Longest time a task may take (a FHIR call in flight is never cut); 0 = none.",
+    )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
         "INFO", description="Agent log level."
     )
