@@ -308,3 +308,62 @@ async def test_metrics_labels_are_a_closed_set() -> None:
         "sara_api_rejected_total",
     ):
         assert name in text, name
+
+
+async def test_a_client_that_stops_reading_loses_its_stream_and_frees_the_slot(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The client sends its request, takes the response head, then never reads again: the
+    # server's send waits for a socket that never drains. Past the stream's limit the response
+    # is abandoned, the task cancelled and its concurrency slot released.
+    from sara.agent.api import routes
+
+    monkeypatch.setattr(routes, "STREAM_MARGIN_SECONDS", 0.0)
+    app = make_app(task_timeout_seconds=0.2, fhir_timeout_seconds=0.1, max_concurrent_tasks=1)
+    service = app.state.service
+    body = json.dumps(TASK).encode()
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0", "spec_version": "2.4"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": "/v1/tasks",
+        "raw_path": b"/v1/tasks",
+        "query_string": b"",
+        "root_path": "",
+        "headers": [
+            (b"host", b"agent.test"),
+            (b"authorization", AUTH["Authorization"].encode()),
+            (b"accept", b"text/event-stream"),
+            (b"content-type", b"application/json"),
+            (b"content-length", str(len(body)).encode()),
+        ],
+        "client": ("127.0.0.1", 5000),
+        "server": ("127.0.0.1", 8000),
+    }
+    requested = False
+    sent: list[dict[str, Any]] = []
+    never = asyncio.Event()
+
+    async def receive() -> dict[str, Any]:
+        nonlocal requested
+        if not requested:
+            requested = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        await never.wait()  # connected, silent
+        return {"type": "http.disconnect"}
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+        if message["type"] == "http.response.body":
+            await never.wait()  # the socket never drains
+
+    await asyncio.wait_for(app(scope, receive, send), timeout=10)
+    assert sent[0]["type"] == "http.response.start" and sent[0]["status"] == 200
+    assert service.gate.active == 0  # the slot is free again
+    task_id = dict(sent[0]["headers"])[b"x-task-id"].decode()
+    assert service.store.get(task_id).state == "cancelled"
+    text = service.metrics.exposition().decode()
+    families = {f.name: f for f in text_string_to_metric_families(text)}
+    assert [s.value for s in families["sara_sse_streams_open"].samples] == [0.0]

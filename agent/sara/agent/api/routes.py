@@ -14,7 +14,7 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from prometheus_client import CONTENT_TYPE_LATEST
 from pydantic import BaseModel, Field
 from starlette.background import BackgroundTask
-from starlette.types import Receive
+from starlette.types import Receive, Scope, Send
 
 from sara.agent import sse
 from sara.agent.api.service import AUTH_DISABLED_WARNING, AgentService
@@ -26,6 +26,7 @@ from sara.agent.settings import ParseMode, WriteMode
 log = structlog.get_logger("sara.agent.api")
 router = APIRouter()
 READY_TIMEOUT_SECONDS = 5.0
+STREAM_MARGIN_SECONDS = 30.0  # beyond the task deadline, for the last frames to drain
 
 
 class TaskOptions(BaseModel):
@@ -132,6 +133,33 @@ async def _stream(
         release()
 
 
+class _BoundedStream(StreamingResponse):
+    """An SSE response that gives up after ``limit`` seconds.
+
+    The loop's own deadline cannot help a client that stops reading: the stream then waits in
+    ``send`` for the socket to drain, holding a concurrency slot. Past ``limit`` the response is
+    abandoned (the connection closes) and the event generator closed, which cancels the task and
+    releases its slot.
+    """
+
+    def __init__(self, content: AsyncIterator[bytes], limit: float | None, **kw: Any) -> None:
+        super().__init__(content, **kw)
+        self.limit = limit
+        self.frames = content
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            async with asyncio.timeout(self.limit):
+                await super().__call__(scope, receive, send)
+        except TimeoutError:
+            log.warning("sse_stream_abandoned", limit_seconds=self.limit)
+            aclose = getattr(self.frames, "aclose", None)
+            if aclose is not None:
+                await aclose()
+            if self.background is not None:
+                await self.background()
+
+
 async def _collect(
     service: AgentService, events: AsyncIterator[Event], record: TaskRecord, receive: Receive
 ) -> TaskResult | None:
@@ -207,8 +235,9 @@ async def create_task(
     events = loop.run(TaskSpec(body.instruction, body.context, task_id=task_id, caller=caller))
     headers = {"X-Task-Id": task_id, "Location": f"/v1/tasks/{task_id}"}
     if sse.MEDIA_TYPE in request.headers.get("accept", ""):
-        return StreamingResponse(
+        return _BoundedStream(
             _stream(service, events, record, release),
+            _stream_limit(service),
             media_type=sse.MEDIA_TYPE,
             headers={**headers, **sse.HEADERS},
             background=BackgroundTask(release),
@@ -220,6 +249,14 @@ async def create_task(
     if result is None:
         return Response(status_code=499, headers=headers)
     return JSONResponse(result.to_dict(), headers=headers)
+
+
+def _stream_limit(service: AgentService) -> float | None:
+    """How long an SSE response may last: the task deadline plus one FHIR call and a margin."""
+    settings = service.settings
+    if not settings.task_timeout_seconds:
+        return None
+    return settings.task_timeout_seconds + settings.fhir_timeout_seconds + STREAM_MARGIN_SECONDS
 
 
 def _own(service: AgentService, task_id: str, caller: str) -> TaskRecord:
