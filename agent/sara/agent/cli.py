@@ -118,6 +118,7 @@ def serve(
     import uvicorn
 
     from sara.agent.api.app import create_app
+    from sara.common.http import BoundedHttpToolsProtocol
 
     application = create_app(settings)
     config = uvicorn.Config(
@@ -127,6 +128,7 @@ def serve(
         log_config=None,
         access_log=False,
         timeout_graceful_shutdown=10,
+        http=BoundedHttpToolsProtocol,
     )
     uvicorn.Server(config).run()
 

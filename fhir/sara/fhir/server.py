@@ -13,6 +13,7 @@ import structlog
 import uvicorn
 from uvicorn.protocols.http import h11_impl, httptools_impl
 
+from sara.common.http import BoundedHttpToolsProtocol
 from sara.fhir import ingest
 from sara.fhir.app import create_app
 from sara.fhir.settings import ServerSettings
@@ -88,7 +89,7 @@ def serve(settings: ServerSettings) -> None:
             app,
             host=settings.host,
             port=settings.port,
-            http="httptools",
+            http=BoundedHttpToolsProtocol,
             access_log=False,  # uvicorn's access log prints query strings (patient ids)
             log_config=None,
             server_header=False,

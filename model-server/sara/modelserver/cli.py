@@ -87,6 +87,7 @@ def serve(
 
     import uvicorn
 
+    from sara.common.http import BoundedHttpToolsProtocol
     from sara.modelserver.app import create_app
 
     engine = engines.build(settings)
@@ -96,4 +97,5 @@ def serve(
         port=settings.port,
         log_config=None,
         access_log=False,
+        http=BoundedHttpToolsProtocol,
     )
