@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install run test check fmt clean bench
+.PHONY: install browser run test check fmt clean bench
 
 $(STAMP): pyproject.toml scripts/install-k8s-tools.sh
 	$(PYTHON) -m venv $(VENV)
@@ -15,10 +15,13 @@ $(STAMP): pyproject.toml scripts/install-k8s-tools.sh
 
 install: $(STAMP)  ## create .venv with Sara, test tools, helm and kubectl
 
+browser:  ## Debian's chromium for the browser test (root + apt-get; otherwise a note)
+	bash scripts/install-browser.sh
+
 run: install  ## the whole local stack on embedded defaults (FHIR + reference model + agent)
 	$(BIN)/sara up
 
-test: install  ## the full test suite
+test: install browser  ## the full test suite
 	$(BIN)/python -m pytest
 
 check: install  ## formatting, lint, types, architecture contracts

@@ -19,6 +19,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, StreamingResponse
 
+from sara.common.docs import offline_docs
 from sara.modelserver import engines, errors, openai
 from sara.modelserver.settings import ModelServerSettings
 
@@ -42,7 +43,14 @@ def create_app(settings: ModelServerSettings, engine: engines.Engine | None = No
         )
         yield
 
-    app = FastAPI(title="Sara model server", description=served.description, lifespan=lifespan)
+    app = FastAPI(
+        title="Sara model server",
+        description=served.description,
+        lifespan=lifespan,
+        docs_url=None,  # offline_docs: no CDN
+        redoc_url=None,
+    )
+    offline_docs(app)
 
     @app.exception_handler(errors.ModelServerError)
     async def _refused(_: Request, exc: errors.ModelServerError) -> JSONResponse:

@@ -31,6 +31,7 @@ from sara.agent.errors import ConfigError
 from sara.agent.fhir_client import quiet_http_logs
 from sara.agent.metrics import AgentMetrics
 from sara.agent.settings import AgentSettings
+from sara.common.docs import offline_docs
 
 log = structlog.get_logger("sara.agent.api")
 
@@ -97,7 +98,10 @@ def create_app(
         summary="Runs clinical tasks against a FHIR R4 server with a language model.",
         version="0.1.0",
         lifespan=lifespan,
+        docs_url=None,  # offline_docs: no CDN
+        redoc_url=None,
     )
+    offline_docs(app)
     app.state.service = service
     app.include_router(routes.router)
     app.add_exception_handler(RequestValidationError, _invalid_request)  # type: ignore[arg-type]

@@ -9,8 +9,9 @@ from collections.abc import AsyncIterator, Callable
 from typing import Annotated, Any
 
 import structlog
-from fastapi import APIRouter, Depends, HTTPException, Request, Response
+from fastapi import APIRouter, Depends, HTTPException, Request, Response, Security
 from fastapi.responses import JSONResponse, StreamingResponse
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from prometheus_client import CONTENT_TYPE_LATEST
 from pydantic import BaseModel, Field
 from starlette.background import BackgroundTask
@@ -69,7 +70,20 @@ def get_service(request: Request) -> AgentService:
 Service = Annotated[AgentService, Depends(get_service)]
 
 
-def get_caller(request: Request, service: Service) -> str:
+#: Declares the bearer scheme in the OpenAPI document (so /docs offers "Authorize"); the key
+#: itself is checked below, with our own 401 and constant-time comparison.
+BEARER = HTTPBearer(
+    auto_error=False,
+    scheme_name="apiKey",
+    description="An agent API key (SARA_AGENT_API_KEYS or --api-keys-file).",
+)
+
+
+def get_caller(
+    request: Request,
+    service: Service,
+    _scheme: Annotated[HTTPAuthorizationCredentials | None, Security(BEARER)],
+) -> str:
     """The caller's identity (``key:…``), or 401."""
     if service.no_auth:
         return "anonymous"
