@@ -11,6 +11,7 @@ import json
 import os
 import secrets
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -101,13 +102,35 @@ def services(cfg: StackConfig, api_key: str) -> list[Service]:
     return [fhir, model, agent]
 
 
-def _wait_ready(svc: Service, deadline: float, should_stop: Callable[[], bool]) -> None:
+def check_ports(cfg: StackConfig) -> None:
+    """Refuse early, naming the flag to change, when a port is taken or repeated."""
+    ports = {"--fhir-port": cfg.fhir_port, "--model-port": cfg.model_port}
+    ports["--agent-port"] = cfg.agent_port
+    if len(set(ports.values())) < len(ports):
+        raise UserError(f"each service needs its own port: {ports}")
+    for flag, port in ports.items():
+        with socket.socket(socket.AF_INET6 if ":" in cfg.host else socket.AF_INET) as probe:
+            # As uvicorn does: connections of a just-stopped server (TIME_WAIT) do not count.
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                probe.bind((cfg.host, port))
+            except OSError as exc:
+                raise UserError(
+                    f"cannot listen on {cfg.host}:{port} ({exc.strerror}); is another "
+                    f"`sara up` running? Stop it or choose another port with {flag}"
+                ) from exc
+
+
+def _wait_ready(
+    svc: Service, deadline: float, should_stop: Callable[[], bool], log: Path | None = None
+) -> None:
     assert svc.process is not None
     with httpx.Client(timeout=2.0) as client:
         while time.monotonic() < deadline and not should_stop():
             if svc.process.poll() is not None:
+                where = f"; its log: {log}" if log is not None else ""
                 raise UserError(
-                    f"{svc.name} exited with status {svc.process.returncode} during start-up"
+                    f"{svc.name} exited with status {svc.process.returncode} during start-up{where}"
                 )
             try:
                 if client.get(svc.ready_url, headers=svc.headers).status_code == 200:
@@ -178,6 +201,7 @@ def up(cfg: StackConfig, echo: Callable[[str], None] = print) -> int:
         raise UserError(
             f"cannot create the database folder {cfg.db.parent}: {exc.strerror}"
         ) from exc
+    check_ports(cfg)
     svcs = services(cfg, api_key)
     logs: list[IO[bytes]] = []
     stopping = False
@@ -191,15 +215,16 @@ def up(cfg: StackConfig, echo: Callable[[str], None] = print) -> int:
         deadline = time.monotonic() + cfg.ready_timeout
         for svc in svcs:
             out: IO[bytes] | None = None
-            if cfg.log_dir is not None:
-                cfg.log_dir.mkdir(parents=True, exist_ok=True)
-                out = open(cfg.log_dir / f"{svc.name}.log", "ab")  # noqa: SIM115
+            log = None if cfg.log_dir is None else cfg.log_dir / f"{svc.name}.log"
+            if log is not None:
+                log.parent.mkdir(parents=True, exist_ok=True)
+                out = open(log, "ab")  # noqa: SIM115
                 logs.append(out)
             echo(f"starting {svc.name} …")
             svc.process = subprocess.Popen(
                 svc.argv, env={**os.environ, **svc.env}, stdout=out, stderr=out
             )
-            _wait_ready(svc, deadline, lambda: stopping)
+            _wait_ready(svc, deadline, lambda: stopping, log)
             if stopping:
                 return 130
         echo(banner(cfg, api_key, example_mrn(cfg)))

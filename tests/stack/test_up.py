@@ -94,3 +94,19 @@ def test_up_serves_a_task_and_stops_everything_on_ctrl_c(stack) -> None:  # type
     for pid in children:
         with pytest.raises(ProcessLookupError):
             os.kill(pid, 0)
+
+
+def test_a_taken_port_is_refused_before_anything_starts(tmp_path: Path) -> None:
+    from sara.common.errors import UserError
+    from sara.stack import StackConfig, check_ports, up
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        fhir, agent = _free_ports(2)
+        cfg = StackConfig(fhir_port=fhir, model_port=port, agent_port=agent, db=tmp_path / "db")
+        with pytest.raises(UserError, match=rf"127\.0\.0\.1:{port} .*--model-port"):
+            up(cfg, echo=lambda _: None)  # nothing was started: no process to clean up
+    with pytest.raises(UserError, match="its own port"):
+        check_ports(StackConfig(fhir_port=9000, model_port=9000))
