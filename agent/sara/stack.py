@@ -11,7 +11,6 @@ import json
 import os
 import secrets
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -23,6 +22,7 @@ from typing import IO
 import httpx
 
 from sara.common.errors import UserError
+from sara.common.http import ensure_port_free
 
 
 @dataclass(frozen=True)
@@ -109,16 +109,7 @@ def check_ports(cfg: StackConfig) -> None:
     if len(set(ports.values())) < len(ports):
         raise UserError(f"each service needs its own port: {ports}")
     for flag, port in ports.items():
-        with socket.socket(socket.AF_INET6 if ":" in cfg.host else socket.AF_INET) as probe:
-            # As uvicorn does: connections of a just-stopped server (TIME_WAIT) do not count.
-            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            try:
-                probe.bind((cfg.host, port))
-            except OSError as exc:
-                raise UserError(
-                    f"cannot listen on {cfg.host}:{port} ({exc.strerror}); is another "
-                    f"`sara up` running? Stop it or choose another port with {flag}"
-                ) from exc
+        ensure_port_free(cfg.host, port, flag)
 
 
 def _wait_ready(

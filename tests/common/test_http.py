@@ -12,7 +12,8 @@ from typing import Any
 import pytest
 import uvicorn
 
-from sara.common.http import MAX_HEAD_BYTES, BoundedHttpToolsProtocol
+from sara.common.errors import UserError
+from sara.common.http import MAX_HEAD_BYTES, BoundedHttpToolsProtocol, ensure_port_free
 
 
 async def echo_length(scope: Any, receive: Any, send: Any) -> None:
@@ -113,3 +114,14 @@ def test_each_pipelined_request_gets_its_own_head_budget(port: int) -> None:
         port, one * 4, answers=4
     )  # 4 heads together > the limit; each alone is within
     assert answer.count(b"HTTP/1.1 200") == 4
+
+
+def test_ensure_port_free_names_the_flag() -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        with pytest.raises(UserError, match=rf"127\.0\.0\.1:{port} .*--agent-port$"):
+            ensure_port_free("127.0.0.1", port, "--agent-port")
+    ensure_port_free("127.0.0.1", port)  # free again
+    ensure_port_free("127.0.0.1", 0)  # any free port

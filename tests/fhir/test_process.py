@@ -167,6 +167,26 @@ def test_serve_rejects_bad_flags_with_one_line(tmp_path: Path) -> None:
     assert out.stderr.strip() == "error: --scale must be one of small, full, not 'huge'"
 
 
+def test_serve_on_a_taken_port_fails_at_once_with_one_line(tmp_path: Path) -> None:
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = str(taken.getsockname()[1])
+        cmd = [sys.executable, "-m", "sara.cli", "fhir", "serve", "--port", port]
+        cmd += ["--db", str(tmp_path / "x.db"), "--synthetic", "50"]
+        started = time.monotonic()
+        out = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
+    assert out.returncode == 2
+    assert out.stderr.strip() == (
+        f"error: cannot listen on 127.0.0.1:{port} (Address already in use); stop what uses it "
+        "or choose another port with --port"
+    )
+    assert not (tmp_path / "x.db").exists()  # refused before seeding 50 patients
+    assert time.monotonic() - started < 30
+
+
 def test_serve_seeds_from_the_generator_once(tmp_path: Path, spawn: type[Any]) -> None:
     db = tmp_path / "seeded.db"
     srv = spawn(db, "--synthetic", "1", "--seed", "4", "--scale", "small")

@@ -118,8 +118,9 @@ def serve(
     import uvicorn
 
     from sara.agent.api.app import create_app
-    from sara.common.http import BoundedHttpToolsProtocol
+    from sara.common.http import BoundedHttpToolsProtocol, ensure_port_free
 
+    ensure_port_free(settings.host, settings.port)
     application = create_app(settings)
     config = uvicorn.Config(
         application,

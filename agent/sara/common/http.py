@@ -7,14 +7,18 @@ the request line and headers together may take at most ``MAX_HEAD_BYTES``; beyon
 client gets ``431 Request Header Fields Too Large`` and the connection is closed. Bodies are
 not counted here (each app has its own body limit).
 
-Usage: ``uvicorn.Config(app, http=BoundedHttpToolsProtocol, ...)``.
+Usage: ``uvicorn.Config(app, http=BoundedHttpToolsProtocol, ...)``; :func:`ensure_port_free`
+before any slow start-up work, so a taken port is one clear line, not a failure minutes later.
 """
 
 from __future__ import annotations
 
+import socket
 from typing import Any
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+from sara.common.errors import UserError
 
 MAX_HEAD_BYTES = 64 * 1024  # HAPI's Jetty default is 8 KiB; the agent's URLs stay under 8 KiB
 
@@ -58,3 +62,23 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
             b"connection: close\r\n\r\n" + msg
         )
         self.transport.close()
+
+
+def ensure_port_free(host: str, port: int, flag: str = "--port") -> None:
+    """Raise :class:`UserError` naming ``flag`` when nothing can listen on ``host:port``.
+
+    Port 0 (any free port) always passes. Like uvicorn, the probe sets ``SO_REUSEADDR``: the
+    lingering connections of a server that just stopped do not count as "in use".
+    """
+    if port == 0:
+        return
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            raise UserError(
+                f"cannot listen on {host}:{port} ({exc.strerror}); stop what uses it or "
+                f"choose another port with {flag}"
+            ) from exc

@@ -67,11 +67,13 @@ def serve(
     except ValueError as exc:
         raise UserError(str(exc)) from None
 
+    from sara.common.http import ensure_port_free
     from sara.fhir import server
     from sara.fhir.settings import ServerSettings
     from sara.fhir.store import Store
 
     settings = ServerSettings(host=host, port=port, db=db, max_body_bytes=max_body_bytes)
+    ensure_port_free(host, port)  # before seeding, which can take a minute
     store = Store(db)
     try:
         server.prepare(store, loads=load or [], synthetic=synthetic, seed=seed, scale=scale)

@@ -87,9 +87,10 @@ def serve(
 
     import uvicorn
 
-    from sara.common.http import BoundedHttpToolsProtocol
+    from sara.common.http import BoundedHttpToolsProtocol, ensure_port_free
     from sara.modelserver.app import create_app
 
+    ensure_port_free(settings.host, settings.port)  # before loading a model
     engine = engines.build(settings)
     uvicorn.run(
         create_app(settings, engine),
