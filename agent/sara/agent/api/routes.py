@@ -159,7 +159,6 @@ class _BoundedStream(StreamingResponse):
     def __init__(self, content: AsyncIterator[bytes], limit: float | None, **kw: Any) -> None:
         super().__init__(content, **kw)
         self.limit = limit
-        self.frames = content
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         try:
@@ -167,7 +166,7 @@ class _BoundedStream(StreamingResponse):
                 await super().__call__(scope, receive, send)
         except TimeoutError:
             log.warning("sse_stream_abandoned", limit_seconds=self.limit)
-            aclose = getattr(self.frames, "aclose", None)
+            aclose = getattr(self.body_iterator, "aclose", None)
             if aclose is not None:
                 await aclose()
             if self.background is not None:
