@@ -104,8 +104,11 @@ def services(cfg: StackConfig, api_key: str) -> list[Service]:
 
 def check_ports(cfg: StackConfig) -> None:
     """Refuse early, naming the flag to change, when a port is taken or repeated."""
-    ports = {"--fhir-port": cfg.fhir_port, "--model-port": cfg.model_port}
-    ports["--agent-port"] = cfg.agent_port
+    ports = {
+        "--fhir-port": cfg.fhir_port,
+        "--model-port": cfg.model_port,
+        "--agent-port": cfg.agent_port,
+    }
     if len(set(ports.values())) < len(ports):
         raise UserError(f"each service needs its own port: {ports}")
     for flag, port in ports.items():
