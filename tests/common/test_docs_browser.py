@@ -10,13 +10,10 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
-import threading
-import time
 from collections.abc import Iterator
 
 import pytest
-import uvicorn
+from inthread import serve_in_thread
 
 from sara.agent.api.app import create_app
 from sara.agent.settings import AgentSettings
@@ -41,21 +38,9 @@ def _need_browser() -> None:
 @pytest.fixture(scope="module")
 def agent_port() -> Iterator[int]:
     _need_browser()
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    app = create_app(
-        AgentSettings(api_keys="k", fhir_url="http://127.0.0.1:9/fhir/", audit_sink="stdout")
-    )
-    server = uvicorn.Server(uvicorn.Config(app, log_config=None, lifespan="on"))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 15
-    while not server.started and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert server.started
-    yield sock.getsockname()[1]
-    server.should_exit = True
-    thread.join(timeout=10)
+    settings = AgentSettings(api_keys="k", fhir_url="http://127.0.0.1:9/fhir/")
+    with serve_in_thread(create_app(settings), lifespan="on") as port:
+        yield port
 
 
 def test_docs_render_and_work_offline(agent_port: int) -> None:

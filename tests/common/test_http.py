@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import contextlib
 import socket
-import threading
-import time
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
-import uvicorn
+from inthread import serve_in_thread
 
 from sara.common.errors import UserError
 from sara.common.http import MAX_HEAD_BYTES, BoundedHttpToolsProtocol, ensure_port_free
@@ -34,21 +32,8 @@ async def echo_length(scope: Any, receive: Any, send: Any) -> None:
 
 @pytest.fixture(scope="module")
 def port() -> Iterator[int]:
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    config = uvicorn.Config(
-        echo_length, http=BoundedHttpToolsProtocol, log_config=None, lifespan="off"
-    )
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started and time.monotonic() < deadline:
-        time.sleep(0.02)
-    assert server.started
-    yield sock.getsockname()[1]
-    server.should_exit = True
-    thread.join(timeout=10)
+    with serve_in_thread(echo_length, http=BoundedHttpToolsProtocol, lifespan="off") as bound:
+        yield bound
 
 
 def exchange(port: int, *chunks: bytes, answers: int = 1) -> bytes:
