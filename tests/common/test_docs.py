@@ -1,4 +1,4 @@
-"""/docs and /redoc work without internet: every asset they load comes from the app itself."""
+"""/docs works without internet: every asset it loads comes from the app itself (no ReDoc)."""
 
 from __future__ import annotations
 

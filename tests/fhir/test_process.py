@@ -8,6 +8,7 @@ import asyncio
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -168,8 +169,6 @@ def test_serve_rejects_bad_flags_with_one_line(tmp_path: Path) -> None:
 
 
 def test_serve_on_a_taken_port_fails_at_once_with_one_line(tmp_path: Path) -> None:
-    import socket
-
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
