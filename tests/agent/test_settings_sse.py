@@ -115,25 +115,3 @@ def test_sse_frames_round_trip() -> None:
     assert decoded == [(e.kind, json.loads(json.dumps(e.to_dict()))) for e in events]
     for block in text.strip().split("\n\n")[:-1]:
         assert len(block.split("\n")) == 3  # id, event, one data line: payload newlines are escaped
-
-
-def test_task_store_is_bounded_by_count_and_bytes() -> None:
-    from sara.agent.api.store import TaskStore
-
-    store = TaskStore(size=3, max_bytes=10_000)
-    running = store.start("run", "k")
-    for i in range(5):
-        rec = store.start(f"t{i}", "k")
-        store.add(rec, "round_started", {"type": "round_started", "round": 1})
-        store.add(
-            rec, "finished", {"type": "finished", "result": {"history": [{"content": "x" * 3000}]}}
-        )
-    assert store.get("run") is running  # running tasks are never dropped
-    assert store.get("t4") is not None and store.get("t0") is None
-    assert store.bytes <= 10_000 and len(store) <= 3
-    big = store.start("big", "k")
-    store.add(
-        big, "finished", {"type": "finished", "result": {"history": [{"content": "y" * 20_000}]}}
-    )
-    assert store.get("big") is None  # larger than the whole budget: kept only while running
-    assert store.get("t4") is not None

@@ -18,6 +18,7 @@ turns into events, an audit record and metrics.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import string
@@ -27,7 +28,7 @@ from urllib.parse import quote
 
 import orjson
 
-from sara.agent import audit, parser
+from sara.agent import audit, orders, parser
 from sara.agent.errors import FhirError
 from sara.agent.fhir_client import FhirClient, FhirReply
 from sara.agent.settings import WriteMode
@@ -58,12 +59,27 @@ class Call:
     truncated: bool = False
     entry_count: int | None = None
     elapsed: float = 0.0
+    summary: dict[str, Any] | None = None  # resource type, count or id (see :func:`summarize`)
 
 
 @dataclass(frozen=True, slots=True)
 class Outcome:
     message: str  # the next user message
     call: Call
+
+
+@dataclass(frozen=True, slots=True)
+class PendingWrite:
+    """A POST that passed every check and now waits for a clinician's signature."""
+
+    url: str  # absolute, as the guard allowed it
+    relative: str  # path and query relative to the FHIR base
+    resource_type: str
+    patient: str | None
+    payload: Any
+    body: str  # canonical JSON: what is shown, hashed and (once signed) sent
+    payload_sha256: str
+    summary: str
 
 
 def http_error_text(reply: FhirReply) -> str:
@@ -86,14 +102,41 @@ def diagnostics(text: str) -> str | None:
 
 
 def entry_count(text: str) -> int | None:
+    found = summarize(text)
+    return found.get("count") if found and found["resource_type"] == "Bundle" else None
+
+
+def summarize(text: str) -> dict[str, Any] | None:
+    """A short description of a FHIR answer: a Bundle's entry count, total and entry types,
+    a single resource's type and id, an OperationOutcome's first diagnostics; None otherwise."""
     try:
         data = orjson.loads(text)
     except orjson.JSONDecodeError:
         return None
-    if isinstance(data, dict) and data.get("resourceType") == "Bundle":
-        entries = data.get("entry")
-        return len(entries) if isinstance(entries, list) else 0
-    return None
+    if not isinstance(data, dict) or not isinstance(data.get("resourceType"), str):
+        return None
+    rtype = data["resourceType"][:64]
+    if rtype == "Bundle":
+        found_entries = data.get("entry")
+        entries: list[Any] = found_entries if isinstance(found_entries, list) else []
+        types = sorted(
+            {
+                e["resource"]["resourceType"][:64]
+                for e in entries
+                if isinstance(e, dict)
+                and isinstance(e.get("resource"), dict)
+                and isinstance(e["resource"].get("resourceType"), str)
+            }
+        )
+        out: dict[str, Any] = {"resource_type": rtype, "count": len(entries), "types": types[:8]}
+        if isinstance(data.get("total"), int):
+            out["total"] = data["total"]
+        return out
+    if rtype == "OperationOutcome":
+        found = diagnostics(text)
+        return {"resource_type": rtype, "diagnostics": (found or "")[:300]}
+    rid = data.get("id")
+    return {"resource_type": rtype, "id": rid[:64] if isinstance(rid, str) else None}
 
 
 _UNRESERVED = frozenset(string.ascii_letters + string.digits + "-._~")
@@ -203,6 +246,23 @@ class Actions:
         sends = self.write_mode == WriteMode.EXECUTE and action.valid and decision.allowed
         return "POST", decision.resource_type, sends, blocked
 
+    def relative(self, url: str) -> str:
+        """A URL relative to the FHIR base when it is under it; else as written (shortened)."""
+        base = self.guard.base.url
+        if url.startswith(base):
+            return url[len(base) :]
+        return url if len(url) <= 2000 else url[:1999] + "…"
+
+    def request_line(self, action: parser.Get | parser.Post) -> str:
+        """What the request events show: for a GET the URL as it will be sent."""
+        if isinstance(action, parser.Post):
+            return self.relative(action.url)
+        if self._unsendable(action.url) is None:
+            decision, target = self._check_get(action.url)
+            if decision.allowed and target is not None:
+                return self.relative(target)
+        return self.relative(action.url)
+
     def _blocked_text(self, method: str, explanation: str) -> str:
         return (
             f"Error in sending the {method} request: blocked by Sara's URL guard "
@@ -271,10 +331,11 @@ class Actions:
                 f"\n[Sara: the response was cut at {reply.size} bytes (the agent's limit). "
                 "Narrow the search, e.g. with _count, date or code, to see all of it.]"
             )
-        entries = None if reply.truncated else entry_count(reply.text)
+        found = None if reply.truncated else summarize(reply.text)
+        entries = found.get("count") if found and found["resource_type"] == "Bundle" else None
         return Outcome(
             f"Here is the response from the GET request:\n{data}. {PLEASE_FINISH}",
-            call("ok", truncated=reply.truncated, entry_count=entries, **sizes),
+            call("ok", truncated=reply.truncated, entry_count=entries, summary=found, **sizes),
         )
 
     def _error(self, reply: FhirReply) -> str:
@@ -298,6 +359,8 @@ class Actions:
         mode = self.write_mode
         if not action.valid:
             return Outcome(POST_INVALID, call("invalid"))
+        if mode == WriteMode.APPROVE:
+            raise RuntimeError("approve mode: use prepare() and execute_signed()")
         if mode == WriteMode.ACKNOWLEDGE:
             return Outcome(POST_ACCEPTED, call("acknowledged"))
         if mode == WriteMode.DENY:
@@ -336,6 +399,90 @@ class Actions:
             return Outcome(text, call("dry_run"))
         return await self._execute(decision.url, rtype, patient, body)
 
+    def prepare(self, action: parser.Post, task_patient: str | None) -> PendingWrite | Outcome:
+        """Approve mode: check a POST before a clinician sees it. A POST that fails a check is
+        an Outcome the model is told about (nobody is asked to sign it); otherwise the write
+        waits as a :class:`PendingWrite`."""
+        decision = self.guard.check("POST", action.url)
+        rtype = decision.resource_type
+        patient = _patient(action.url, action.payload)
+
+        def refuse(text: str, outcome: str = "invalid", **more: Any) -> Outcome:
+            return Outcome(text, Call("POST", rtype, patient, False, outcome, **more))
+
+        if not action.valid:
+            return refuse(POST_INVALID)
+        if not decision.allowed or decision.url is None or rtype is None:
+            text = self._blocked_text("POST", decision.explanation)
+            return refuse(text, "blocked", blocked=decision.reason)
+        payload = action.payload
+        if not isinstance(payload, dict) or payload.get("resourceType") != rtype:
+            return refuse(
+                f'{POST_INVALID}: the payload must be a JSON object with "resourceType": "{rtype}"'
+            )
+        try:
+            body = orjson.dumps(payload, option=orjson.OPT_SORT_KEYS).decode()
+        except orjson.JSONEncodeError as exc:
+            return refuse(f"{POST_INVALID}: the payload cannot be sent as JSON ({exc})")
+        if patient is None:
+            return refuse(
+                f"{POST_INVALID}: the {rtype} must name its patient "
+                '("subject": {"reference": "Patient/<id>"}) before a clinician can sign it'
+            )
+        if task_patient is not None and patient != task_patient:
+            return refuse(
+                f"{POST_INVALID}: the {rtype} is for {patient}, but this task concerns "
+                f"{task_patient}; an order for another patient cannot be signed here"
+            )
+        return PendingWrite(
+            url=decision.url,
+            relative=self.relative(decision.url),
+            resource_type=rtype,
+            patient=patient,
+            payload=payload,
+            body=body,
+            payload_sha256=hashlib.sha256(body.encode()).hexdigest(),
+            summary=orders.summary(payload),
+        )
+
+    def restore(self, relative: str, body: str, digest: str) -> PendingWrite | Outcome:
+        """A stored pending write, checked again (the guard, the hash) before it is sent: the
+        replica resuming it may not be the one that showed it."""
+        url = self.guard.base.url + relative
+        decision = self.guard.check("POST", url)
+        rtype = decision.resource_type
+        try:
+            payload = orjson.loads(body)
+        except orjson.JSONDecodeError:
+            payload = None
+
+        def refuse(text: str, outcome: str, **more: Any) -> Outcome:
+            patient = _patient(url, payload)
+            return Outcome(text, Call("POST", rtype, patient, False, outcome, **more))
+
+        if not decision.allowed or decision.url is None or rtype is None:
+            return refuse(
+                self._blocked_text("POST", decision.explanation), "blocked", blocked=decision.reason
+            )
+        if hashlib.sha256(body.encode()).hexdigest() != digest or not isinstance(payload, dict):
+            return refuse(f"{POST_INVALID}: the stored payload does not match its hash", "invalid")
+        return PendingWrite(
+            url=decision.url,
+            relative=relative,
+            resource_type=rtype,
+            patient=_patient(url, payload),
+            payload=payload,
+            body=body,
+            payload_sha256=digest,
+            summary=orders.summary(payload),
+        )
+
+    async def execute_signed(self, write: PendingWrite) -> Outcome:
+        """Send a signed write: exactly the canonical body that was shown and hashed."""
+        return await self._execute(
+            write.url, write.resource_type, write.patient, write.body.encode()
+        )
+
     async def _execute(self, url: str, rtype: str, patient: str | None, body: bytes) -> Outcome:
         def call(outcome: str, **more: Any) -> Call:
             return Call("POST", rtype, patient, True, outcome, **more)
@@ -351,7 +498,8 @@ class Actions:
         created = created_id(reply)
         where = f": created {rtype}/{created}" if created else ""
         text = f"POST request accepted and executed successfully{where}. {PLEASE_FINISH}"
-        return Outcome(text, call("ok", **sizes))
+        summary = {"resource_type": rtype, "id": created}
+        return Outcome(text, call("ok", summary=summary, **sizes))
 
 
 def _patient(url: str, payload: Any = None) -> str | None:

@@ -6,7 +6,9 @@ dedicated sink — stdout or a file of JSON lines (``settings.audit_sink``) — 
 logs. The loop flushes the sink before it yields a task's final event.
 
 Outcomes: ``ok``, ``http_error``, ``transport_error``, ``blocked``, ``acknowledged``,
-``dry_run``, ``dry_run_invalid``, ``denied``, ``invalid``.
+``dry_run``, ``dry_run_invalid``, ``denied``, ``invalid``. A write a clinician signed (write
+mode ``approve``) names the signer (``signed_by``); each decision on a pending write is a
+:class:`DecisionRecord` (``"kind": "decision"``) in the same stream.
 """
 
 from __future__ import annotations
@@ -32,13 +34,39 @@ class AuditRecord:
     status: int | None
     duration_ms: float
     outcome: str
+    signed_by: str | None = None  # the clinician who signed this write (write mode approve)
+
+    def to_json(self) -> str:
+        data = asdict(self)
+        if data["signed_by"] is None:
+            del data["signed_by"]
+        return json.dumps(data, separators=(",", ":"))
+
+
+@dataclass(frozen=True, slots=True)
+class DecisionRecord:
+    """A clinician's decision on a pending write (or its expiry), in the same audit stream."""
+
+    ts: str
+    task_id: str
+    action_id: str
+    principal: str | None  # who decided; None when it expired
+    resource_type: str
+    patient: str | None
+    payload_sha256: str
+    outcome: str  # approved | denied | expired | cancelled
+    reason: str | None
+    kind: str = "decision"
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), separators=(",", ":"))
 
 
+Record = AuditRecord | DecisionRecord
+
+
 class AuditSink(Protocol):
-    def write(self, record: AuditRecord) -> None: ...
+    def write(self, record: Record) -> None: ...
     def flush(self) -> None: ...
 
 
@@ -46,10 +74,10 @@ class MemoryAuditSink:
     """Keeps records in a list (tests, the benchmark)."""
 
     def __init__(self) -> None:
-        self.records: list[AuditRecord] = []
+        self.records: list[Record] = []
         self.flushes = 0
 
-    def write(self, record: AuditRecord) -> None:
+    def write(self, record: Record) -> None:
         self.records.append(record)
 
     def flush(self) -> None:
@@ -64,7 +92,7 @@ class StreamAuditSink:
         self._owned = owned
         self._lock = threading.Lock()
 
-    def write(self, record: AuditRecord) -> None:
+    def write(self, record: Record) -> None:
         line = record.to_json() + "\n"
         with self._lock:
             self._stream.write(line)

@@ -2,14 +2,22 @@
 
     RoundStarted   a model round begins (1-based)
     ModelOutput    the model answered: its raw text, token counts and the parsed action kind
-    FhirRequest    the agent is about to call FHIR (or refused to: ``blocked``)
-    FhirResponse   summary of the answer: status, resource type, entry count, size — never the body
+    FhirRequest    the agent is about to call FHIR (or refused to: ``blocked``): the request line
+                   relative to the FHIR base and, for a POST, its payload
+    FhirResponse   summary of the answer: status, resource type, entry count, size, and a short
+                   ``summary`` (resource type, count or total, a single resource's id) — never
+                   the body
+    ApprovalRequested  (write mode ``approve``) a POST waits for a clinician's signature
+    ApprovalDecided    signed, declined, or expired; the loop goes on
     Error          the task failed for a reason the model cannot fix (model server down, a bug)
-    Finished       always last: carries the :class:`TaskResult`
+    Finished       last, unless the task waits for a decision: carries the :class:`TaskResult`
+    Paused         (never streamed) the loop stops at an ApprovalRequested; carries the
+                   :class:`Checkpoint` it resumes from, on any replica
 
-Events hold no FHIR bodies and no URLs; ``ModelOutput.text`` is the model's own text, which the
-caller also receives in the history. ``to_dict()`` gives the JSON payload of the SSE ``data:``
-line; ``kind`` is the SSE ``event:`` name.
+Events go to the authorised SSE stream and the run store, never into logs or metrics: the
+request line names the patient. ``ModelOutput.text`` is the model's own text, which the caller
+also receives in the history. ``to_dict()`` gives the JSON payload of the SSE ``data:`` line;
+``kind`` is the SSE ``event:`` name.
 """
 
 from __future__ import annotations
@@ -46,6 +54,7 @@ class TaskResult:
     )
     elapsed_seconds: float = 0.0
     task_id: str | None = None
+    error: str | None = None  # why a ``task error`` failed, in words
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -84,6 +93,8 @@ class FhirRequest(_Event):
     resource_type: str
     sent: bool  # False when blocked, denied, acknowledged without sending, or a dry run
     blocked: str | None = None  # the guard's reason code when blocked
+    url: str = ""  # path and query relative to the FHIR base (as the model wrote it if foreign)
+    payload: Any = None  # a POST's JSON payload
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,6 +109,33 @@ class FhirResponse(_Event):
     size: int = 0
     truncated: bool = False
     elapsed_ms: float = 0.0
+    summary: dict[str, Any] | None = None  # {"resource_type", "id"} or {"resource_type", "count"}
+
+
+@dataclass(frozen=True, slots=True)
+class ApprovalRequested(_Event):
+    """A POST held for sign-off; ``payload_sha256`` is what a decision must quote."""
+
+    kind: ClassVar[str] = "approval_requested"
+    round: int
+    action_id: str
+    method: str
+    url: str
+    resource_type: str
+    summary: str
+    payload: Any
+    payload_sha256: str
+    expires_at: str
+
+
+@dataclass(frozen=True, slots=True)
+class ApprovalDecided(_Event):
+    kind: ClassVar[str] = "approval_decided"
+    round: int
+    action_id: str
+    decision: str  # approved | denied | expired
+    decided_by: str | None
+    reason: str | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,9 +149,51 @@ class Error(_Event):
 class Finished(_Event):
     kind: ClassVar[str] = "finished"
     result: TaskResult
+    patient: str | None = None  # "Patient/<id>" the task concerned (not streamed: the store's)
 
     def to_dict(self) -> dict[str, Any]:
         return {"type": self.kind, "result": self.result.to_dict()}
 
 
-Event = RoundStarted | ModelOutput | FhirRequest | FhirResponse | Error | Finished
+@dataclass(frozen=True, slots=True)
+class Checkpoint:
+    """What a paused task resumes from: the conversation and the loop's counters."""
+
+    history: list[dict[str, str]]
+    rounds: int
+    usage: dict[str, int]
+    retried: bool
+    active_seconds: float
+    patient: str | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Checkpoint:
+        return cls(**data)
+
+
+@dataclass(frozen=True, slots=True)
+class Paused(_Event):
+    kind: ClassVar[str] = "paused"
+    checkpoint: Checkpoint
+    pending: ApprovalRequested
+    patient: str | None  # the patient the pending write concerns
+    body: str  # the canonical JSON payload that payload_sha256 is the hash of
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"type": self.kind, "action_id": self.pending.action_id}
+
+
+Event = (
+    RoundStarted
+    | ModelOutput
+    | FhirRequest
+    | FhirResponse
+    | ApprovalRequested
+    | ApprovalDecided
+    | Error
+    | Finished
+    | Paused
+)

@@ -20,7 +20,8 @@ prompt             ``medagentbench`` (the benchmark's prompt) | ``sara``
 functions          function list shown to the model; ``None`` = Sara's built-in list
                    (``prompts.load_functions(path)`` reads e.g. the benchmark's funcs_v1.json)
 parse_mode         ``strict`` (benchmark rules) | ``lenient`` (salvage; one retry on bad format)
-write_mode         ``acknowledge`` (benchmark) | ``execute`` | ``dry-run`` | ``deny``
+write_mode         ``acknowledge`` (benchmark) | ``execute`` | ``dry-run`` | ``deny`` |
+                   ``approve`` (a checked POST pauses the task until a clinician decides)
 protocol           ``medagentbench`` (raw ``&_format=json``, harness wording) | ``sara``
 read_types,        resource type allowlists for GET and POST (see ``urlguard``)
 write_types
@@ -53,22 +54,26 @@ import time
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import structlog
 
 from sara.agent import parser, prompts
-from sara.agent.actions import Actions, Call, Protocol
+from sara.agent.actions import PLEASE_FINISH, Actions, Call, Outcome, PendingWrite, Protocol
 from sara.agent.audit import AuditRecord, AuditSink
 from sara.agent.errors import ContextLimitError, ModelError
 from sara.agent.events import (
+    ApprovalDecided,
+    ApprovalRequested,
+    Checkpoint,
     Error,
     Event,
     FhirRequest,
     FhirResponse,
     Finished,
     ModelOutput,
+    Paused,
     RoundStarted,
     Status,
     TaskResult,
@@ -79,7 +84,7 @@ from sara.agent.model_client import Completion, ModelClient
 from sara.agent.settings import ParseMode, WriteMode
 from sara.agent.urlguard import DEFAULT_READ_TYPES, DEFAULT_WRITE_TYPES, UrlGuard, parse_base
 
-__all__ = ["Event", "Finished", "Loop", "LoopConfig", "TaskResult", "TaskSpec"]
+__all__ = ["Event", "Finished", "Loop", "LoopConfig", "Paused", "Resume", "TaskResult", "TaskSpec"]
 
 RETRY_MESSAGE = (
     "Your response was not in one of the three formats. Reply with exactly one action and no "
@@ -102,6 +107,7 @@ class LoopConfig:
     read_types: frozenset[str] = DEFAULT_READ_TYPES
     write_types: frozenset[str] = DEFAULT_WRITE_TYPES
     task_timeout_seconds: float | None = None
+    approval_ttl_seconds: float = 900.0  # write mode approve: a pending write expires after
 
     def __post_init__(self) -> None:
         if not self.api_base.endswith("/"):
@@ -123,7 +129,22 @@ class TaskSpec:
     instruction: str
     context: str = ""
     task_id: str | None = None
-    caller: str = "local"  # who asked: an API key id, "anonymous", "local"
+    caller: str = "local"  # who asked: an API key's name or id, "anonymous", "local"
+    patient: str | None = None  # the task's patient, when the caller names it
+
+
+@dataclass(frozen=True)
+class Resume:
+    """A paused task's checkpoint and the decision on its pending write."""
+
+    checkpoint: Checkpoint
+    action_id: str
+    decision: str  # approved | denied | expired
+    decided_by: str | None
+    reason: str | None
+    url: str  # the write's URL relative to the FHIR base
+    body: str  # its canonical JSON payload, exactly as shown
+    payload_sha256: str
 
 
 @dataclass
@@ -134,6 +155,27 @@ class _State:
         default_factory=lambda: {"prompt_tokens": 0, "completion_tokens": 0}
     )
     rounds: int = 0
+    retried: bool = False
+    active_before: float = 0.0  # seconds the task ran before it last paused
+    patient: str | None = None  # "Patient/<id>": given, or the first patient a call concerned
+    error: str | None = None
+
+    def checkpoint(self, started: float) -> Checkpoint:
+        return Checkpoint(
+            history=list(self.history),
+            rounds=self.rounds,
+            usage=dict(self.usage),
+            retried=self.retried,
+            active_seconds=self.active_before + (time.perf_counter() - started),
+            patient=self.patient,
+        )
+
+
+def _as_patient(value: str | None) -> str | None:
+    if not value or not value.strip():
+        return None
+    value = value.strip()
+    return value if value.startswith("Patient/") else f"Patient/{value}"
 
 
 class Loop:
@@ -180,25 +222,49 @@ class Loop:
             question=task.instruction,
         )
 
-    async def run(self, task: TaskSpec) -> AsyncIterator[Event]:
-        """Run one task; the last event is always ``Finished``."""
+    async def run(self, task: TaskSpec, resume: Resume | None = None) -> AsyncIterator[Event]:
+        """Run one task, or go on with a paused one after its decision (``resume``).
+
+        The last event is ``Finished``, or — in write mode ``approve``, at a POST that passed
+        its checks — ``ApprovalRequested`` followed by ``Paused`` (the checkpoint to resume from).
+        """
         started = time.perf_counter()
-        state = _State(
-            task_id=task.task_id or uuid.uuid4().hex,
-            history=[{"role": "user", "content": self.first_message(task)}],
-        )
+        if resume is None:
+            state = _State(
+                task_id=task.task_id or uuid.uuid4().hex,
+                history=[{"role": "user", "content": self.first_message(task)}],
+                patient=_as_patient(task.patient),
+            )
+        else:
+            cp = resume.checkpoint
+            state = _State(
+                task_id=task.task_id or uuid.uuid4().hex,
+                history=list(cp.history),
+                usage=dict(cp.usage),
+                rounds=cp.rounds,
+                retried=cp.retried,
+                active_before=cp.active_seconds,
+                patient=cp.patient,
+            )
         tlog = log.bind(task_id=state.task_id)
         status: Status = "task error"
         result: str | None = None
         if self.metrics:
             self.metrics.tasks_in_flight.inc()
         ended = False  # False in `finally` means the consumer went away (cancel, disconnect)
+        paused = False
         limit = self.config.task_timeout_seconds
-        deadline = None if limit is None else asyncio.get_running_loop().time() + limit
+        deadline = (
+            None
+            if limit is None
+            else asyncio.get_running_loop().time() + max(0.0, limit - state.active_before)
+        )
         try:
+            if resume is not None:
+                async for event in self._decided(resume, state, task, tlog):
+                    yield event
             status, result = "task limit reached", None
-            retried = False
-            for rnd in range(1, self.config.max_rounds + 1):
+            for rnd in range(state.rounds + 1, self.config.max_rounds + 1):
                 if _passed(deadline):
                     yield self._deadline_error(tlog, state.rounds)
                     status = "task error"
@@ -224,6 +290,7 @@ class Loop:
                 except ModelError as exc:
                     self._model_metric("error", time.perf_counter() - asked, None)
                     tlog.warning("model_error", round=rnd, error=str(exc))
+                    state.error = str(exc)
                     yield Error(message=str(exc), code="model_error")
                     status = "task error"
                     break
@@ -246,8 +313,8 @@ class Loop:
                     status, result = "completed", action.result
                     break
                 if isinstance(action, parser.Invalid):
-                    if self.config.parse_mode == ParseMode.LENIENT and not retried:
-                        retried = True
+                    if self.config.parse_mode == ParseMode.LENIENT and not state.retried:
+                        state.retried = True
                         state.history.append({"role": "user", "content": RETRY_MESSAGE})
                         continue
                     status = "agent invalid action"
@@ -256,19 +323,49 @@ class Loop:
                     yield self._deadline_error(tlog, rnd)
                     status = "task error"
                     break
-                method, ptype, sends, blocked = self.actions.plan(action)
-                yield FhirRequest(
-                    round=rnd,
-                    method=method,
-                    resource_type=self._label(ptype),
-                    sent=sends,
-                    blocked=blocked,
-                )
-                outcome = await (
-                    self.actions.get(action.url)
-                    if isinstance(action, parser.Get)
-                    else self.actions.post(action)
-                )
+                if isinstance(action, parser.Post) and self.config.write_mode == WriteMode.APPROVE:
+                    prepared = self.actions.prepare(action, state.patient)
+                    if isinstance(prepared, PendingWrite):
+                        request = self._approval(rnd, prepared)
+                        yield request
+                        ended = paused = True
+                        yield Paused(
+                            checkpoint=state.checkpoint(started),
+                            pending=request,
+                            patient=prepared.patient,
+                            body=prepared.body,
+                        )
+                        return
+                    outcome = prepared
+                    yield FhirRequest(
+                        round=rnd,
+                        method="POST",
+                        resource_type=self._label(outcome.call.resource_type),
+                        sent=False,
+                        blocked=outcome.call.blocked,
+                        url=self.actions.relative(action.url),
+                        payload=action.payload if action.valid else None,
+                    )
+                else:
+                    method, ptype, sends, blocked = self.actions.plan(action)
+                    yield FhirRequest(
+                        round=rnd,
+                        method=method,
+                        resource_type=self._label(ptype),
+                        sent=sends,
+                        blocked=blocked,
+                        url=self.actions.request_line(action),
+                        payload=(
+                            action.payload
+                            if isinstance(action, parser.Post) and action.valid
+                            else None
+                        ),
+                    )
+                    outcome = await (
+                        self.actions.get(action.url)
+                        if isinstance(action, parser.Get)
+                        else self.actions.post(action)
+                    )
                 for event in self._record(outcome.call, state, task, rnd, tlog):
                     yield event
                 state.history.append({"role": "user", "content": outcome.message})
@@ -276,6 +373,7 @@ class Loop:
         except Exception:
             tlog.exception("task_failed", round=state.rounds)
             ended = True
+            state.error = "internal error in the agent"
             yield Error(message="internal error in the agent", code="internal_error")
             status, result = "task error", None
         finally:
@@ -289,6 +387,9 @@ class Loop:
                 tlog.info("task_cancelled", rounds=state.rounds)
         if self.audit is not None:
             self.audit.flush()
+        if paused:
+            tlog.info("task_awaiting_approval", rounds=state.rounds)
+            return
         if self.metrics:
             self.metrics.task_finished(status, state.rounds)
         elapsed = time.perf_counter() - started
@@ -302,10 +403,75 @@ class Loop:
                 history=state.history,
                 rounds=state.rounds,
                 usage=dict(state.usage),
-                elapsed_seconds=elapsed,
+                elapsed_seconds=state.active_before + elapsed,
                 task_id=state.task_id,
-            )
+                error=state.error,
+            ),
+            patient=state.patient,
         )
+
+    def _approval(self, rnd: int, write: PendingWrite) -> ApprovalRequested:
+        ttl = self.config.approval_ttl_seconds
+        expires = datetime.now(UTC) + timedelta(seconds=ttl)
+        return ApprovalRequested(
+            round=rnd,
+            action_id=uuid.uuid4().hex,
+            method="POST",
+            url=write.relative,
+            resource_type=write.resource_type,
+            summary=write.summary,
+            payload=write.payload,
+            payload_sha256=write.payload_sha256,
+            expires_at=expires.isoformat(timespec="milliseconds"),
+        )
+
+    async def _decided(
+        self, resume: Resume, state: _State, task: TaskSpec, tlog: Any
+    ) -> AsyncIterator[Event]:
+        """The decision on the paused POST: the signed write goes out, or the model is told."""
+        rnd = state.rounds
+        yield ApprovalDecided(
+            round=rnd,
+            action_id=resume.action_id,
+            decision=resume.decision,
+            decided_by=resume.decided_by,
+            reason=resume.reason,
+        )
+        written = self.actions.restore(resume.url, resume.body, resume.payload_sha256)
+        rtype = written.resource_type if isinstance(written, PendingWrite) else "resource"
+        if resume.decision == "approved" and isinstance(written, PendingWrite):
+            yield FhirRequest(
+                round=rnd,
+                method="POST",
+                resource_type=self._label(written.resource_type),
+                sent=True,
+                url=written.relative,
+                payload=written.payload,
+            )
+            outcome = await self.actions.execute_signed(written)
+            for event in self._record(
+                outcome.call, state, task, rnd, tlog, signed_by=resume.decided_by
+            ):
+                yield event
+            message = outcome.message
+        elif resume.decision == "approved" and isinstance(written, Outcome):
+            for event in self._record(written.call, state, task, rnd, tlog):
+                yield event
+            message = written.message
+        elif resume.decision == "expired":
+            minutes = self.config.approval_ttl_seconds / 60
+            message = (
+                f"POST request not executed: no clinician signed this {rtype} within "
+                f"{minutes:g} minutes, so it expired. Nothing was written to the FHIR server. "
+                f"{PLEASE_FINISH}"
+            )
+        else:
+            why = resume.reason or "no reason given"
+            message = (
+                f"POST request declined: the clinician did not sign this {rtype} (reason: {why})."
+                f" Nothing was written to the FHIR server. {PLEASE_FINISH}"
+            )
+        state.history.append({"role": "user", "content": message})
 
     def _deadline_error(self, tlog: Any, rnd: int) -> Error:
         limit = self.config.task_timeout_seconds
@@ -329,9 +495,17 @@ class Loop:
         )
 
     def _record(
-        self, call: Call, state: _State, task: TaskSpec, rnd: int, tlog: Any
+        self,
+        call: Call,
+        state: _State,
+        task: TaskSpec,
+        rnd: int,
+        tlog: Any,
+        signed_by: str | None = None,
     ) -> list[Event]:
         rtype = self._label(call.resource_type)
+        if state.patient is None and call.patient and call.method == "GET" and call.sent:
+            state.patient = call.patient
         if self.metrics is not None:
             if call.blocked:
                 self.metrics.blocked(call.method, call.blocked)
@@ -350,6 +524,7 @@ class Loop:
                     status=call.status,
                     duration_ms=round(call.elapsed * 1000, 3),
                     outcome=call.outcome,
+                    signed_by=signed_by,
                 )
             )
         tlog.info(
@@ -372,6 +547,7 @@ class Loop:
                 size=call.size,
                 truncated=call.truncated,
                 elapsed_ms=round(call.elapsed * 1000, 3),
+                summary=call.summary,
             ),
         ]
 

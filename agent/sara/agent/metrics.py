@@ -12,9 +12,11 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, gene
 from sara.agent.events import STATUSES
 
 _LATENCY = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
+_DECISION = (5, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200)
 _ROUNDS = (1, 2, 3, 4, 5, 6, 7, 8, 10, 12, 16, 24, 32, 64)
 STATUS_LABELS: dict[str, str] = {s: s.replace(" ", "_") for s in STATUSES}
 METHODS = ("GET", "POST")
+DECISIONS = ("approved", "denied", "expired", "cancelled")
 
 
 def status_class(status: int | None) -> str:
@@ -86,6 +88,30 @@ class AgentMetrics:
         )
         self.tasks_in_flight = Gauge("sara_tasks_in_flight", "Tasks running now.", registry=r)
         self.sse_streams = Gauge("sara_sse_streams_open", "Open SSE streams.", registry=r)
+        self.approvals_pending = Gauge(
+            "sara_approvals_pending",
+            "Writes waiting for a clinician's sign-off, in the whole run store.",
+            registry=r,
+        )
+        self.approval_decisions = Counter(
+            "sara_approval_decisions",
+            "Decisions on pending writes by outcome.",
+            ["outcome"],
+            registry=r,
+        )
+        self.approval_wait = Histogram(
+            "sara_approval_decision_seconds",
+            "Time from a write's approval request to its decision (or expiry).",
+            ["outcome"],
+            buckets=_DECISION,
+            registry=r,
+        )
+        self.store_errors = Counter(
+            "sara_run_store_errors",
+            "Run store operations that failed (the task goes on; the log says which).",
+            ["operation"],
+            registry=r,
+        )
         self.api_rejected = Counter(
             "sara_api_rejected",
             "API requests refused before running a task.",
@@ -124,6 +150,11 @@ class AgentMetrics:
         """Count a task by final status (``cancelled`` when its consumer went away)."""
         self.tasks.labels(STATUS_LABELS.get(status, "cancelled")).inc()
         self.task_rounds.observe(rounds)
+
+    def decided(self, outcome: str, seconds: float) -> None:
+        label = outcome if outcome in DECISIONS else "other"
+        self.approval_decisions.labels(label).inc()
+        self.approval_wait.labels(label).observe(max(0.0, seconds))
 
     def exposition(self) -> bytes:
         return generate_latest(self.registry)

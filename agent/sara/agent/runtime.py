@@ -46,6 +46,7 @@ def config_from_settings(settings: AgentSettings) -> LoopConfig:
             read_types=_types(settings.read_resource_types, DEFAULT_READ_TYPES),
             write_types=_types(settings.write_resource_types, DEFAULT_WRITE_TYPES),
             task_timeout_seconds=settings.task_timeout_seconds or None,
+            approval_ttl_seconds=settings.approval_ttl_seconds,
         )
     except ValueError as exc:
         raise ConfigError(str(exc)) from exc

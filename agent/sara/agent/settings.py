@@ -21,6 +21,7 @@ class WriteMode(StrEnum):
     EXECUTE = "execute"  # sent to the FHIR server; the created id is returned to the model
     DRY_RUN = "dry-run"  # validated, not stored, answered as such
     DENY = "deny"  # refused; the model is told writes are not allowed
+    APPROVE = "approve"  # held as a pending action until a clinician signs or declines it
 
 
 class ParseMode(StrEnum):
@@ -75,13 +76,21 @@ class AgentSettings(BaseSettings):
 
     # API protection.
     api_keys: str = ""  # comma-separated bearer keys
-    api_keys_file: Path | None = None  # one key per line (a mounted Kubernetes Secret)
+    api_keys_file: Path | None = None  # one key per line, or YAML [{name, roles, key}] (a Secret)
     no_auth: bool = False
     max_concurrent_tasks: int = Field(64, ge=1)
     max_body_bytes: int = Field(1024 * 1024, gt=0)
-    task_store_size: int = Field(1000, ge=1)  # finished tasks kept for GET /v1/tasks/{id}
-    task_store_max_bytes: int = Field(256 * 1024 * 1024, gt=0)  # and at most this much text
     sse_keepalive_seconds: float = Field(15.0, gt=0)  # ": keep-alive" comment when idle
+
+    # The run store (tasks, their events, pending actions) and sign-off.
+    store: str = "sqlite:///var/runs.db"  # sqlite:///path | postgresql://user:pass@host:port/db
+    approval_ttl_seconds: float = Field(900.0, gt=0)  # a pending write expires (denied) after
+    store_retention_days: float = Field(30.0, ge=0)  # finished tasks older are pruned; 0 = never
+    store_retention_max_tasks: int = Field(100_000, ge=0)  # and beyond this many; 0 = no cap
+    store_event_max_bytes: int = Field(256 * 1024, ge=4096)  # one stored event's JSON at most
+    worker_lease_seconds: float = Field(
+        30.0, ge=1
+    )  # a silent replica's tasks are interrupted after
 
     # Observability.
     log_level: str = "INFO"

@@ -29,6 +29,11 @@ def frame(kind: str, data: dict[str, Any], seq: int | None = None) -> bytes:
     return f"{head}event: {kind}\ndata: {payload}\n\n".encode()
 
 
+def raw(kind: str, data: str, seq: int) -> bytes:
+    """One SSE frame around JSON text that is already encoded (a stored event)."""
+    return f"id: {seq}\nevent: {kind}\ndata: {data}\n\n".encode()
+
+
 def encode(event: Event, seq: int | None = None) -> bytes:
     return frame(event.kind, event.to_dict(), seq)
 

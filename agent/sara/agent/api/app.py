@@ -24,13 +24,15 @@ from sara.agent import runtime
 from sara.agent.api import routes
 from sara.agent.api.auth import KeyRing, load_keys
 from sara.agent.api.limits import BodyLimit, Gate
+from sara.agent.api.runner import Runner
 from sara.agent.api.service import AUTH_DISABLED_WARNING, AgentService
-from sara.agent.api.store import TaskStore
 from sara.agent.audit import AuditSink, StreamAuditSink, open_sink
 from sara.agent.errors import ConfigError
 from sara.agent.fhir_client import quiet_http_logs
 from sara.agent.metrics import AgentMetrics
 from sara.agent.settings import AgentSettings
+from sara.agent.store import migrate
+from sara.agent.store.runs import RunStore
 from sara.common.docs import offline_docs
 
 log = structlog.get_logger("sara.agent.api")
@@ -44,6 +46,7 @@ def create_app(
     audit: AuditSink | None = None,
 ) -> FastAPI:
     """The agent API for ``settings``; raises ConfigError for unusable settings."""
+    migrate.engine_url(settings.store)  # an unusable store URL is a ConfigError now
     keys = KeyRing(load_keys(settings.api_keys, settings.api_keys_file))
     if not len(keys) and not settings.no_auth:
         raise ConfigError(
@@ -68,12 +71,25 @@ def create_app(
         metrics=metrics,
         keys=keys,
         gate=Gate(settings.max_concurrent_tasks),
-        store=TaskStore(settings.task_store_size, settings.task_store_max_bytes),
     )
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         quiet_http_logs()
+        store = await RunStore.open(settings.store, event_max_bytes=settings.store_event_max_bytes)
+        runner = Runner(
+            store,
+            loop_for=service.loop_for,
+            metrics=metrics,
+            audit=sink,
+            gate=service.gate,
+            lease_seconds=settings.worker_lease_seconds,
+            retention_days=settings.store_retention_days,
+            retention_max_tasks=settings.store_retention_max_tasks,
+            keepalive_seconds=settings.sse_keepalive_seconds,
+        )
+        await runner.open()
+        service._runner = runner
         if settings.no_auth:
             log.warning("auth_disabled", message=AUTH_DISABLED_WARNING)
         log.info(
@@ -85,10 +101,14 @@ def create_app(
             protocol=config.protocol,
             max_rounds=config.max_rounds,
             api_keys=len(keys),
+            store=migrate.safe_url(settings.store),
         )
         try:
             yield
         finally:
+            await runner.close()
+            await store.close()
+            service._runner = None
             await loop.aclose()
             if isinstance(sink, StreamAuditSink) and audit is None:
                 sink.close()

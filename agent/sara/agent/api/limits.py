@@ -93,5 +93,9 @@ class Gate:
         self.active += 1
         return True
 
+    def enter(self) -> None:
+        """Take a slot even when full: a decision resumes its task, never answered 429."""
+        self.active += 1
+
     def leave(self) -> None:
         self.active -= 1

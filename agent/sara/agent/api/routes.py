@@ -1,33 +1,42 @@
-"""HTTP routes of the agent: tasks (JSON or SSE), task replay, health, readiness, metrics."""
+"""HTTP routes of the agent: tasks (JSON, SSE or async), history, events, sign-off, health.
+
+POST /v1/tasks                              run a task (JSON; SSE; Prefer: respond-async)
+GET  /v1/tasks                              history: filters, cursor pages, newest first
+GET  /v1/tasks/{id}                         status, result, actions
+GET  /v1/tasks/{id}/events                  the stored stream, then live; Last-Event-ID
+POST /v1/tasks/{id}:cancel                  cancel wherever it runs or waits
+POST /v1/tasks/{id}/actions/{action_id}     sign (approve) or decline (deny) a pending write
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import uuid
-from collections.abc import AsyncIterator, Callable
-from typing import Annotated, Any
+from collections.abc import AsyncIterator
+from datetime import datetime
+from typing import Annotated, Any, Literal
 
 import structlog
-from fastapi import APIRouter, Depends, HTTPException, Request, Response, Security
+from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response, Security
 from fastapi.responses import JSONResponse, StreamingResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from prometheus_client import CONTENT_TYPE_LATEST
 from pydantic import BaseModel, Field
-from starlette.background import BackgroundTask
 from starlette.types import Receive, Scope, Send
 
 from sara.agent import sse
+from sara.agent.api.auth import ANONYMOUS, Principal
+from sara.agent.api.runner import Frame, Live
 from sara.agent.api.service import AUTH_DISABLED_WARNING, AgentService
-from sara.agent.api.store import TaskRecord
-from sara.agent.events import Event, Finished, TaskResult
 from sara.agent.loop import TaskSpec
 from sara.agent.settings import ParseMode, WriteMode
+from sara.agent.store.runs import STATUSES, DecisionError, Task
 
 log = structlog.get_logger("sara.agent.api")
 router = APIRouter()
 READY_TIMEOUT_SECONDS = 5.0
 STREAM_MARGIN_SECONDS = 30.0  # beyond the task deadline, for the last frames to drain
+FOLLOW_LIMIT_SECONDS = 3600.0  # one events stream at most; the client reconnects with its id
 
 
 class TaskOptions(BaseModel):
@@ -41,7 +50,20 @@ class TaskOptions(BaseModel):
 class TaskRequest(BaseModel):
     instruction: str = Field(..., min_length=1, max_length=20_000)
     context: str = Field("", max_length=100_000)
+    patient: str | None = Field(
+        None,
+        max_length=128,
+        pattern=r"^(Patient/)?[A-Za-z0-9\-.]{1,64}$",
+        description="The task's patient (MRN / FHIR id). In write mode approve an order must "
+        "be for this patient; without it, the first patient the agent reads.",
+    )
     options: TaskOptions = Field(default_factory=TaskOptions)
+
+
+class Decision(BaseModel):
+    decision: Literal["approve", "deny"]
+    payload_sha256: str = Field(..., pattern=r"^[0-9a-f]{64}$")
+    reason: str | None = Field(None, max_length=2000)
 
 
 class TaskResultBody(BaseModel):
@@ -60,6 +82,7 @@ class TaskResultBody(BaseModel):
     rounds: int
     usage: dict[str, int] = Field(..., description="prompt_tokens, completion_tokens")
     elapsed_seconds: float
+    error: str | None = Field(None, description="Why a task error failed, in words.")
 
 
 def get_service(request: Request) -> AgentService:
@@ -79,28 +102,133 @@ BEARER = HTTPBearer(
 )
 
 
-def get_caller(
+def get_principal(
     request: Request,
     service: Service,
     _scheme: Annotated[HTTPAuthorizationCredentials | None, Security(BEARER)],
-) -> str:
-    """The caller's identity (``key:…``), or 401."""
+) -> Principal:
+    """The caller, or 401."""
     if service.no_auth:
-        return "anonymous"
-    ident = service.keys.identify(request.headers.get("authorization"))
-    if ident is None:
+        return ANONYMOUS
+    principal = service.keys.authenticate(request.headers.get("authorization"))
+    if principal is None:
         service.metrics.api_rejected.labels("unauthorized").inc()
         raise HTTPException(401, "missing or invalid API key", {"WWW-Authenticate": "Bearer"})
-    return ident
+    return principal
 
 
-Caller = Annotated[str, Depends(get_caller)]
+Caller = Annotated[Principal, Depends(get_principal)]
 
 
-def _remember(service: AgentService, record: TaskRecord, event: Event) -> dict[str, Any]:
-    data = event.to_dict()
-    service.store.add(record, event.kind, data)
-    return data
+def _need(service: AgentService, principal: Principal, role: str) -> None:
+    if not principal.can(role):
+        service.metrics.api_rejected.labels("forbidden").inc()
+        raise HTTPException(403, f"this API key lacks the '{role}' role")
+
+
+def _sees_all(principal: Principal) -> bool:
+    return principal.can("read") or principal.can("approve")
+
+
+async def _visible(service: AgentService, task_id: str, principal: Principal) -> Task:
+    task = await service.runner.store.get(task_id) if len(task_id) <= 64 else None
+    if task is None or not (_sees_all(principal) or task.principal == principal.name):
+        raise HTTPException(404, "no such task")
+    return task
+
+
+def _options(service: AgentService, options: TaskOptions) -> dict[str, Any]:
+    config = service.loop.config
+    if options.write_mode == WriteMode.EXECUTE and config.write_mode != WriteMode.EXECUTE:
+        raise HTTPException(403, "this agent does not allow write_mode=execute")
+    if options.max_rounds is not None and options.max_rounds > config.max_rounds:
+        raise HTTPException(422, f"max_rounds may not exceed {config.max_rounds}")
+    return {
+        "write_mode": (options.write_mode or config.write_mode).value,
+        "parse_mode": (options.parse_mode or config.parse_mode).value,
+        "max_rounds": options.max_rounds or config.max_rounds,
+        "model": service.settings.model,
+        "prompt": config.prompt,
+        "protocol": config.protocol,
+    }
+
+
+@router.post(
+    "/v1/tasks",
+    summary="Run a task",
+    responses={
+        200: {
+            "model": TaskResultBody,
+            "description": "The finished task (JSON), or with `Accept: text/event-stream` an SSE "
+            "stream of events (docs/agent.md). The task is bound to this connection: a client "
+            "that goes away cancels it.",
+        },
+        202: {
+            "description": "`Prefer: respond-async`: the task runs on without the connection "
+            "(body `id`, header `Location`). Or, in JSON mode, the task waits for sign-off.",
+        },
+        401: {"description": "Missing or invalid API key"},
+        403: {
+            "description": "The key lacks the `run` role, or an option asks for more than "
+            "the server allows"
+        },
+        413: {"description": "Request body too large"},
+        429: {"description": "Too many tasks running; retry after `Retry-After` seconds"},
+    },
+)
+async def create_task(
+    body: TaskRequest, request: Request, service: Service, principal: Caller
+) -> Response:
+    _need(service, principal, "run")
+    options = _options(service, body.options)
+    if not service.gate.try_enter():
+        service.metrics.api_rejected.labels("saturated").inc()
+        raise HTTPException(429, "too many tasks running", {"Retry-After": "1"})
+    spec = TaskSpec(body.instruction, body.context, caller=principal.name, patient=body.patient)
+    try:
+        started = await service.runner.start(spec, options, principal=principal.name)
+    except BaseException:
+        service.gate.leave()
+        raise
+    task_id, live = started.task_id, started.live
+    headers = {"X-Task-Id": task_id, "Location": f"/v1/tasks/{task_id}"}
+    if "respond-async" in request.headers.get("prefer", "").lower():
+        return JSONResponse(
+            {"id": task_id, "status": "running", "events": f"/v1/tasks/{task_id}/events"},
+            status_code=202,
+            headers={**headers, "Preference-Applied": "respond-async"},
+        )
+    if sse.MEDIA_TYPE in request.headers.get("accept", ""):
+        return _BoundedStream(
+            _bound_stream(service, task_id),
+            _stream_limit(service, options["write_mode"]),
+            media_type=sse.MEDIA_TYPE,
+            headers={**headers, **sse.HEADERS},
+        )
+    if not await _until_done(live, request.receive):
+        service.runner.cancel_soon(task_id, "client disconnected")
+        log.info("task_cancelled", task_id=task_id, reason="client disconnected")
+        return Response(status_code=499, headers=headers)
+    task = await service.runner.store.get(task_id)
+    if task is None or task.result is None:
+        view = task.to_dict() if task else {"id": task_id}
+        return JSONResponse(view, status_code=202, headers=headers)
+    return Response(task.result, media_type="application/json", headers=headers)
+
+
+async def _until_done(live: Live, receive: Receive) -> bool:
+    """Wait for the segment to end; False when the client went away first."""
+    ended = asyncio.ensure_future(live.ended.wait())
+    gone = asyncio.ensure_future(_disconnected(receive))
+    try:
+        await asyncio.wait({ended, gone}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for fut in (ended, gone):
+            if not fut.done():
+                fut.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await fut
+    return live.ended.is_set()
 
 
 async def _disconnected(receive: Receive) -> None:
@@ -108,52 +236,31 @@ async def _disconnected(receive: Receive) -> None:
         pass
 
 
-async def _stream(
-    service: AgentService,
-    events: AsyncIterator[Event],
-    record: TaskRecord,
-    release: Callable[[], None],
-) -> AsyncIterator[bytes]:
+async def _bound_stream(service: AgentService, task_id: str) -> AsyncIterator[bytes]:
+    """The stream of a task bound to its connection: leaving early cancels the task."""
+    complete = False
     service.metrics.sse_streams.inc()
-    seq = 0
-    keepalive = service.settings.sse_keepalive_seconds
-    pending: asyncio.Future[Event] | None = None
     try:
-        while True:
-            # The next event is awaited in its own future so that an idle stream (a long model
-            # call) can send keep-alive comments without cancelling the loop.
-            if pending is None:
-                pending = asyncio.ensure_future(anext(events))
-            done, _ = await asyncio.wait({pending}, timeout=keepalive)
-            if not done:
-                yield sse.comment()
-                continue
-            ready, pending = pending, None
-            try:
-                event = ready.result()
-            except StopAsyncIteration:
-                break
-            seq += 1
-            yield sse.frame(event.kind, _remember(service, record, event), seq)
+        async for frame in service.runner.follow(task_id):
+            yield _frame(frame)
+        complete = True
     finally:
-        # No await in here: under a cancelled scope it would raise again and skip the cleanup.
-        # The cancelled future carries the cancellation into the loop on its own.
-        if pending is not None and not pending.done():
-            pending.cancel()
-        if record.state == "running":
-            record.state = "cancelled"
-            log.info("task_cancelled", task_id=record.task_id, reason="client disconnected")
         service.metrics.sse_streams.dec()
-        release()
+        if not complete:
+            service.runner.cancel_soon(task_id, "client disconnected")
+            log.info("task_cancelled", task_id=task_id, reason="client disconnected")
+
+
+def _frame(frame: Frame | None) -> bytes:
+    return sse.comment() if frame is None else sse.raw(frame.kind, frame.text, frame.seq)
 
 
 class _BoundedStream(StreamingResponse):
     """An SSE response that gives up after ``limit`` seconds.
 
-    The loop's own deadline cannot help a client that stops reading: the stream then waits in
-    ``send`` for the socket to drain, holding a concurrency slot. Past ``limit`` the response is
-    abandoned (the connection closes) and the event generator closed, which cancels the task and
-    releases its slot.
+    A client that stops reading leaves the stream waiting in ``send`` for the socket to drain.
+    Past ``limit`` the response is abandoned (the connection closes) and the event generator
+    closed, which — for a task bound to its connection — cancels the task and frees its slot.
     """
 
     def __init__(self, content: AsyncIterator[bytes], limit: float | None, **kw: Any) -> None:
@@ -173,129 +280,136 @@ class _BoundedStream(StreamingResponse):
                 await self.background()
 
 
-async def _collect(
-    service: AgentService, events: AsyncIterator[Event], record: TaskRecord, receive: Receive
-) -> TaskResult | None:
-    async def consume() -> TaskResult | None:
-        result = None
-        async for event in events:
-            _remember(service, record, event)
-            if isinstance(event, Finished):
-                result = event.result
-        return result
-
-    work = asyncio.ensure_future(consume())
-    gone = asyncio.ensure_future(_disconnected(receive))
-    try:
-        await asyncio.wait({work, gone}, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        for fut in (work, gone):
-            if not fut.done():
-                fut.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await fut
-    if work.cancelled():
-        record.state = "cancelled"
-        log.info("task_cancelled", task_id=record.task_id, reason="client disconnected")
-        return None
-    return work.result()
-
-
-@router.post(
-    "/v1/tasks",
-    summary="Run a task",
-    responses={
-        200: {
-            "model": TaskResultBody,
-            "description": "The finished task (JSON), or with `Accept: text/event-stream` an SSE "
-            "stream of events: round_started, model_output, fhir_request, fhir_response, "
-            "error, finished (docs/agent.md).",
-        },
-        403: {"description": "An option asks for more than the server allows"},
-        401: {"description": "Missing or invalid API key"},
-        413: {"description": "Request body too large"},
-        429: {"description": "Too many tasks running; retry after `Retry-After` seconds"},
-    },
-)
-async def create_task(
-    body: TaskRequest, request: Request, service: Service, caller: Caller
-) -> Response:
-    options = body.options
-    if (
-        options.write_mode == WriteMode.EXECUTE
-        and service.loop.config.write_mode != WriteMode.EXECUTE
-    ):
-        raise HTTPException(403, "this agent does not allow write_mode=execute")
-    if options.max_rounds is not None and options.max_rounds > service.loop.config.max_rounds:
-        raise HTTPException(422, f"max_rounds may not exceed {service.loop.config.max_rounds}")
-    loop = service.loop_for(
-        max_rounds=options.max_rounds, write_mode=options.write_mode, parse_mode=options.parse_mode
-    )
-    if not service.gate.try_enter():
-        service.metrics.api_rejected.labels("saturated").inc()
-        raise HTTPException(429, "too many tasks running", {"Retry-After": "1"})
-    released = False
-
-    def release() -> None:
-        nonlocal released
-        if not released:
-            released = True
-            service.gate.leave()
-
-    task_id = uuid.uuid4().hex
-    record = service.store.start(task_id, caller)
-    log.info("task_started", task_id=task_id, caller=caller)
-    events = loop.run(TaskSpec(body.instruction, body.context, task_id=task_id, caller=caller))
-    headers = {"X-Task-Id": task_id, "Location": f"/v1/tasks/{task_id}"}
-    if sse.MEDIA_TYPE in request.headers.get("accept", ""):
-        return _BoundedStream(
-            _stream(service, events, record, release),
-            _stream_limit(service),
-            media_type=sse.MEDIA_TYPE,
-            headers={**headers, **sse.HEADERS},
-            background=BackgroundTask(release),
-        )
-    try:
-        result = await _collect(service, events, record, request.receive)
-    finally:
-        release()
-    if result is None:
-        return Response(status_code=499, headers=headers)
-    return JSONResponse(result.to_dict(), headers=headers)
-
-
-def _stream_limit(service: AgentService) -> float | None:
-    """How long an SSE response may last: the task deadline plus one FHIR call and a margin."""
+def _stream_limit(service: AgentService, write_mode: str) -> float | None:
+    """How long a task's SSE response may last: its deadline plus one FHIR call and a margin
+    (plus the sign-off time in approve mode)."""
     settings = service.settings
     if not settings.task_timeout_seconds:
         return None
-    return settings.task_timeout_seconds + settings.fhir_timeout_seconds + STREAM_MARGIN_SECONDS
+    limit = settings.task_timeout_seconds + settings.fhir_timeout_seconds + STREAM_MARGIN_SECONDS
+    if write_mode == WriteMode.APPROVE.value:
+        limit += settings.approval_ttl_seconds * service.loop.config.max_rounds
+    return limit
 
 
-def _own(service: AgentService, task_id: str, caller: str) -> TaskRecord:
-    record = service.store.get(task_id)
-    if record is None or (record.caller != caller and not service.no_auth):
-        raise HTTPException(404, "no such task (finished tasks are kept for a bounded time)")
-    return record
+@router.get("/v1/tasks", summary="Run history: newest first, filtered, in cursor pages")
+async def list_tasks(
+    service: Service,
+    principal: Caller,
+    status: Annotated[
+        str | None, Query(description=f"One of {', '.join(STATUSES)}", max_length=24)
+    ] = None,
+    patient: Annotated[str | None, Query(max_length=128)] = None,
+    principal_name: Annotated[str | None, Query(alias="principal", max_length=128)] = None,
+    since: Annotated[datetime | None, Query(description="ISO 8601, with offset")] = None,
+    cursor: Annotated[str | None, Query(max_length=200)] = None,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+) -> JSONResponse:
+    if status is not None and status not in STATUSES:
+        raise HTTPException(422, f"status must be one of {', '.join(STATUSES)}")
+    if since is not None and since.tzinfo is None:
+        raise HTTPException(422, "since needs a UTC offset, e.g. 2026-12-06T10:00:00Z")
+    if not _sees_all(principal):
+        if principal_name not in (None, principal.name):
+            raise HTTPException(403, "this API key may only list its own tasks (role 'read')")
+        principal_name = principal.name
+    try:
+        tasks, next_cursor = await service.runner.store.list_tasks(
+            status=status,
+            patient=patient.removeprefix("Patient/") if patient else None,
+            principal=principal_name,
+            since=since,
+            cursor=cursor,
+            limit=limit,
+        )
+    except ValueError as exc:
+        raise HTTPException(422, str(exc)) from None
+    return JSONResponse({"items": [t.summary() for t in tasks], "next_cursor": next_cursor})
 
 
-@router.get("/v1/tasks/{task_id}", summary="A task's state and, when finished, its result")
-async def get_task(task_id: str, service: Service, caller: Caller) -> JSONResponse:
-    record = _own(service, task_id, caller)
-    if record.result is None:
-        return JSONResponse({"task_id": task_id, "state": record.state}, status_code=202)
-    return JSONResponse({"state": record.state, **record.result})
+@router.get("/v1/tasks/{task_id}", summary="A task: status, settings, actions, result")
+async def get_task(task_id: str, service: Service, principal: Caller) -> JSONResponse:
+    task = await _visible(service, task_id, principal)
+    return JSONResponse(task.to_dict())
 
 
-@router.get("/v1/tasks/{task_id}/events", summary="Replay a task's events as SSE")
-async def replay_task(task_id: str, service: Service, caller: Caller) -> StreamingResponse:
-    record = _own(service, task_id, caller)
+@router.get(
+    "/v1/tasks/{task_id}/events",
+    summary="A task's events as SSE: the stored stream, then live until it ends",
+    responses={200: {"content": {sse.MEDIA_TYPE: {}}, "description": "text/event-stream"}},
+)
+async def task_events(
+    task_id: str,
+    request: Request,
+    service: Service,
+    principal: Caller,
+    after: Annotated[int | None, Query(ge=0, description="Resume after this event id")] = None,
+) -> StreamingResponse:
+    await _visible(service, task_id, principal)
+    start = after if after is not None else _last_event_id(request)
 
     async def frames() -> AsyncIterator[bytes]:
-        for seq, (kind, data) in enumerate(list(record.events), start=1):
-            yield sse.frame(kind, data, seq)
+        service.metrics.sse_streams.inc()
+        try:
+            async for frame in service.runner.follow(task_id, start):
+                yield _frame(frame)
+        finally:
+            service.metrics.sse_streams.dec()
 
-    return StreamingResponse(frames(), media_type=sse.MEDIA_TYPE, headers=sse.HEADERS)
+    return _BoundedStream(
+        frames(), FOLLOW_LIMIT_SECONDS, media_type=sse.MEDIA_TYPE, headers=dict(sse.HEADERS)
+    )
+
+
+def _last_event_id(request: Request) -> int:
+    value = request.headers.get("last-event-id", "").strip()
+    if not value:
+        return 0
+    if not value.isascii() or not value.isdigit() or len(value) > 9:
+        raise HTTPException(422, "Last-Event-ID must be an event id from this stream")
+    return int(value)
+
+
+@router.post("/v1/tasks/{task_id}:cancel", summary="Cancel a task (running or waiting)")
+async def cancel_task(task_id: str, service: Service, principal: Caller) -> JSONResponse:
+    task = await _visible(service, task_id, principal)
+    if task.principal != principal.name and not principal.can("approve"):
+        raise HTTPException(403, "only its starter or a key with the 'approve' role may cancel")
+    status = await service.runner.cancel(task_id, f"cancelled by {principal.name}")
+    if status is None:
+        raise HTTPException(409, f"the task has already ended ({task.status})")
+    return JSONResponse(
+        {"id": task_id, "status": status}, status_code=202 if status == "running" else 200
+    )
+
+
+@router.post(
+    "/v1/tasks/{task_id}/actions/{action_id}",
+    summary="Sign (approve) or decline (deny) a pending write",
+    responses={
+        403: {"description": "The key lacks the `approve` role"},
+        404: {"description": "No such task, or no such action on it"},
+        409: {"description": "Already decided, expired, or the hash is not the payload shown"},
+    },
+)
+async def decide(
+    task_id: str, action_id: str, body: Decision, service: Service, principal: Caller
+) -> JSONResponse:
+    _need(service, principal, "approve")
+    await _visible(service, task_id, principal)
+    try:
+        action = await service.runner.decide(
+            task_id,
+            action_id,
+            decision="approved" if body.decision == "approve" else "denied",
+            payload_sha256=body.payload_sha256,
+            principal=principal.name,
+            reason=body.reason,
+            wait_seconds=service.settings.fhir_timeout_seconds + 5,
+        )
+    except DecisionError as exc:
+        raise HTTPException(404 if exc.code == "not_found" else 409, exc.message) from None
+    return JSONResponse(action.to_dict())
 
 
 @router.get("/healthz", summary="The process is alive")

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from typing import Any
+
+from fastapi import HTTPException
 
 from sara.agent.api.auth import KeyRing
 from sara.agent.api.limits import Gate
-from sara.agent.api.store import TaskStore
+from sara.agent.api.runner import Runner
 from sara.agent.loop import Loop
 from sara.agent.metrics import AgentMetrics
 from sara.agent.settings import AgentSettings, ParseMode, WriteMode
@@ -18,36 +21,36 @@ AUTH_DISABLED_WARNING = (
 
 @dataclass
 class AgentService:
-    """What the routes work with (one per app)."""
+    """What the routes work with (one per app); ``runner`` exists once the store is open."""
 
     settings: AgentSettings
     loop: Loop
     metrics: AgentMetrics
     keys: KeyRing
     gate: Gate
-    store: TaskStore
+    _runner: Runner | None = None
 
     @property
     def no_auth(self) -> bool:
         return self.settings.no_auth
 
-    def loop_for(
-        self,
-        *,
-        max_rounds: int | None = None,
-        write_mode: WriteMode | None = None,
-        parse_mode: ParseMode | None = None,
-    ) -> Loop:
-        """The loop, or a variant for one task's options sharing the same clients and sinks."""
-        if max_rounds is None and write_mode is None and parse_mode is None:
-            return self.loop
+    @property
+    def runner(self) -> Runner:
+        if self._runner is None:
+            raise HTTPException(503, "the agent is starting (run store not open yet)")
+        return self._runner
+
+    def loop_for(self, options: dict[str, Any]) -> Loop:
+        """The loop for one task's stored options, sharing the same clients and sinks."""
         base = self.loop.config
         config = replace(
             base,
-            max_rounds=max_rounds or base.max_rounds,
-            write_mode=write_mode or base.write_mode,
-            parse_mode=parse_mode or base.parse_mode,
+            max_rounds=int(options.get("max_rounds") or base.max_rounds),
+            write_mode=WriteMode(options.get("write_mode") or base.write_mode),
+            parse_mode=ParseMode(options.get("parse_mode") or base.parse_mode),
         )
+        if config == base:
+            return self.loop
         return Loop(
             config,
             model=self.loop.model,

@@ -1,0 +1,745 @@
+"""``RunStore``: the small async interface the agent keeps its runs behind.
+
+    start        a new task row (before the caller hears its id)
+    record       events (numbered per task) and a task update, group-committed by one writer
+    pause        events + the pending action + the checkpoint, in one transaction
+    decide       sign or decline a pending action and claim its task, atomically
+    expire_due   pending actions past their expiry become ``expired`` (claimed like a decision)
+    get / list_tasks / events / actions
+    heartbeat / interrupt_orphans / interrupt_owned   replicas and their running tasks
+    prune        retention by age and by count
+
+Every state change that two replicas could race on is one conditional ``UPDATE … WHERE
+status = …`` whose row count says who won; nothing is read and then written blindly.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import orjson
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from sara.agent.store import bounds, migrate
+from sara.agent.store.schema import pending_actions, task_events, tasks, workers
+
+TERMINAL = frozenset({"finished", "interrupted", "cancelled"})
+STATUSES = ("running", "awaiting_approval", "finished", "interrupted", "cancelled")
+MAX_PAGE = 200
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _utc(value: datetime | None) -> datetime | None:
+    """SQLite hands back naive datetimes (stored as UTC): make them aware again."""
+    if value is None or value.tzinfo is not None:
+        return value
+    return value.replace(tzinfo=UTC)
+
+
+def _iso(value: datetime | None) -> str | None:
+    value = _utc(value)
+    return value.isoformat(timespec="milliseconds") if value is not None else None
+
+
+def canonical(payload: Any) -> str:
+    """The canonical JSON of a payload (sorted keys, no spaces): what is shown, hashed, written."""
+    return orjson.dumps(payload, option=orjson.OPT_SORT_KEYS).decode()
+
+
+def sha256(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class Action:
+    """A write the model asked for in ``approve`` mode, and what became of it."""
+
+    id: str
+    task_id: str
+    round: int
+    method: str
+    url: str
+    resource_type: str
+    patient: str | None
+    summary: str
+    payload: str  # canonical JSON
+    payload_sha256: str
+    status: str
+    created_at: datetime
+    expires_at: datetime
+    decided_at: datetime | None = None
+    decided_by: str | None = None
+    reason: str | None = None
+    write_status: int | None = None
+    write_outcome: str | None = None
+    written_ref: str | None = None
+
+    @classmethod
+    def of(cls, row: Any) -> Action:
+        values = dict(row._mapping)
+        for key in ("created_at", "expires_at", "decided_at"):
+            values[key] = _utc(values[key])
+        return cls(**values)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "task_id": self.task_id,
+            "round": self.round,
+            "method": self.method,
+            "url": self.url,
+            "resource_type": self.resource_type,
+            "summary": self.summary,
+            "payload": orjson.loads(self.payload),
+            "payload_sha256": self.payload_sha256,
+            "status": self.status,
+            "created_at": _iso(self.created_at),
+            "expires_at": _iso(self.expires_at),
+            "decided_at": _iso(self.decided_at),
+            "decided_by": self.decided_by,
+            "reason": self.reason,
+            "write_status": self.write_status,
+            "write_outcome": self.write_outcome,
+            "written_ref": self.written_ref,
+        }
+
+
+@dataclass(frozen=True)
+class Task:
+    """One row of ``tasks`` (``result``/``checkpoint`` decoded on demand)."""
+
+    id: str
+    created_at: datetime
+    updated_at: datetime
+    finished_at: datetime | None
+    status: str
+    principal: str
+    patient: str | None
+    instruction: str
+    context: str
+    settings: str
+    outcome: str | None
+    answer: str | None
+    result: str | None
+    error: str | None
+    reason: str | None
+    checkpoint: str | None
+    owner: str | None
+    cancel_requested: bool
+    rounds: int
+    last_seq: int
+    actions: tuple[Action, ...] = field(default=())
+
+    @classmethod
+    def of(cls, row: Any, actions: Sequence[Action] = ()) -> Task:
+        values = dict(row._mapping)
+        for key in ("created_at", "updated_at", "finished_at"):
+            values[key] = _utc(values[key])
+        return cls(**values, actions=tuple(actions))
+
+    @property
+    def terminal(self) -> bool:
+        return self.status in TERMINAL
+
+    def options(self) -> dict[str, Any]:
+        data: dict[str, Any] = orjson.loads(self.settings)
+        return data
+
+    def summary(self) -> dict[str, Any]:
+        """The list view: no context, no history; long texts shortened."""
+        return {
+            "id": self.id,
+            "status": self.status,
+            "outcome": self.outcome,
+            "answer": _short(self.answer, 500),
+            "instruction": _short(self.instruction, 500),
+            "patient": self.patient,
+            "principal": self.principal,
+            "write_mode": self.options().get("write_mode"),
+            "rounds": self.rounds,
+            "pending_actions": sum(1 for a in self.actions if a.status == "pending"),
+            "error": self.error,
+            "reason": self.reason,
+            "created_at": _iso(self.created_at),
+            "updated_at": _iso(self.updated_at),
+            "finished_at": _iso(self.finished_at),
+        }
+
+    def to_dict(self) -> dict[str, Any]:
+        """The full view of ``GET /v1/tasks/{id}``."""
+        out = self.summary()
+        out.update(
+            instruction=self.instruction,
+            answer=self.answer,
+            context=self.context,
+            settings=self.options(),
+            last_event_id=self.last_seq,
+            actions=[a.to_dict() for a in self.actions],
+            result=orjson.loads(self.result) if self.result else None,
+        )
+        return out
+
+
+def _short(text: str | None, limit: int) -> str | None:
+    if text is None or len(text) <= limit:
+        return text
+    return text[: limit - 1] + "…"
+
+
+@dataclass(frozen=True)
+class StoredEvent:
+    seq: int
+    kind: str
+    data: str  # JSON text, bounded
+
+
+class DecisionError(Exception):
+    """Why a decision was not taken: ``not_found`` (404) or a conflict (409)."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+@dataclass(frozen=True)
+class Claimed:
+    """A decided (or expired) action and the task it resumes, now owned by the caller."""
+
+    action: Action
+    task: Task
+
+
+@dataclass
+class _Batch:
+    events: list[dict[str, Any]] = field(default_factory=list)
+    updates: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+    waiters: list[asyncio.Future[None]] = field(default_factory=list)
+
+
+class RunStore:
+    """Tasks, events and pending actions in SQLite or PostgreSQL."""
+
+    def __init__(self, engine: AsyncEngine, *, event_max_bytes: int = 256 * 1024) -> None:
+        self.engine = engine
+        self.event_max_bytes = event_max_bytes
+        self.backend = engine.dialect.name
+        self._batch = _Batch()
+        self._wake = asyncio.Event()
+        self._writer: asyncio.Task[None] | None = None
+        self._closed = False
+
+    @classmethod
+    async def open(cls, url: str, *, event_max_bytes: int = 256 * 1024) -> RunStore:
+        """Connect, migrate to the newest schema, start the writer."""
+        engine = migrate.create_engine(url)
+        try:
+            await migrate.upgrade(engine)
+        except BaseException:
+            await engine.dispose()
+            raise
+        return cls(engine, event_max_bytes=event_max_bytes)
+
+    async def close(self) -> None:
+        if self._closed:
+            return
+        await self.flush()
+        self._closed = True
+        if self._writer is not None:
+            self._writer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._writer
+        await self.engine.dispose()
+
+    # -- writing -------------------------------------------------------------------------
+
+    def encode(self, data: dict[str, Any]) -> str:
+        return bounds.bounded(data, self.event_max_bytes)
+
+    async def start(
+        self,
+        *,
+        task_id: str,
+        principal: str,
+        instruction: str,
+        context: str,
+        settings: dict[str, Any],
+        patient: str | None,
+        owner: str | None,
+        status: str = "running",
+    ) -> None:
+        stamp = now()
+        async with self.engine.begin() as conn:
+            await conn.execute(
+                tasks.insert().values(
+                    id=task_id,
+                    created_at=stamp,
+                    updated_at=stamp,
+                    status=status,
+                    principal=principal,
+                    patient=patient,
+                    instruction=instruction,
+                    context=context,
+                    settings=bounds.dumps(settings),
+                    owner=owner,
+                    cancel_requested=False,
+                    rounds=0,
+                    last_seq=0,
+                )
+            )
+
+    def record(
+        self,
+        task_id: str,
+        events: Sequence[tuple[int, str, str]] = (),
+        update: dict[str, Any] | None = None,
+    ) -> asyncio.Future[None]:
+        """Queue events ``(seq, kind, json)`` and a task update for the writer.
+
+        The writer commits everything queued in one transaction (group commit); the returned
+        future resolves once it is durable. Callers await it only where it matters (a pause,
+        the end of a task), so a round costs no database round trip of its own.
+        """
+        if self._closed:
+            raise RuntimeError("run store closed")
+        stamp = now()
+        batch = self._batch
+        batch.events.extend(
+            {"task_id": task_id, "seq": s, "kind": k, "data": d, "created_at": stamp}
+            for s, k, d in events
+        )
+        values = dict(update or {})
+        if events:
+            values.setdefault("last_seq", events[-1][0])
+        if values:
+            values["updated_at"] = stamp
+            batch.updates.append((task_id, values))
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        batch.waiters.append(future)
+        if self._writer is None or self._writer.done():
+            self._writer = asyncio.create_task(self._write_forever(), name="run-store-writer")
+        self._wake.set()
+        return future
+
+    async def flush(self) -> None:
+        """Wait until everything queued so far is committed."""
+        if self._batch.waiters:
+            await asyncio.shield(self._batch.waiters[-1])
+
+    async def _write_forever(self) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            batch, self._batch = self._batch, _Batch()
+            if not batch.waiters:
+                continue
+            try:
+                async with self.engine.begin() as conn:
+                    await self._apply(conn, batch)
+            except Exception as exc:  # the writers' callers decide what a lost write means
+                for waiter in batch.waiters:
+                    if not waiter.done():
+                        waiter.set_exception(exc)
+            else:
+                for waiter in batch.waiters:
+                    if not waiter.done():
+                        waiter.set_result(None)
+
+    async def _apply(self, conn: AsyncConnection, batch: _Batch) -> None:
+        if batch.events:
+            await conn.execute(task_events.insert(), batch.events)
+        for task_id, values in batch.updates:
+            await conn.execute(tasks.update().where(tasks.c.id == task_id).values(**values))
+
+    async def pause(
+        self,
+        task_id: str,
+        events: Sequence[tuple[int, str, str]],
+        action: dict[str, Any],
+        checkpoint: str,
+        rounds: int,
+    ) -> None:
+        """The task waits for a decision: its events, the action and the checkpoint, at once."""
+        await self.flush()
+        stamp = now()
+        async with self.engine.begin() as conn:
+            if events:
+                await conn.execute(
+                    task_events.insert(),
+                    [
+                        {"task_id": task_id, "seq": s, "kind": k, "data": d, "created_at": stamp}
+                        for s, k, d in events
+                    ],
+                )
+            await conn.execute(pending_actions.insert().values(**action, status="pending"))
+            await conn.execute(
+                tasks.update()
+                .where(tasks.c.id == task_id)
+                .values(
+                    status="awaiting_approval",
+                    checkpoint=checkpoint,
+                    owner=None,
+                    rounds=rounds,
+                    updated_at=stamp,
+                    last_seq=events[-1][0] if events else tasks.c.last_seq,
+                )
+            )
+
+    async def decide(
+        self,
+        task_id: str,
+        action_id: str,
+        *,
+        decision: str,
+        payload_sha256: str,
+        by: str,
+        reason: str | None,
+        owner: str,
+    ) -> Claimed:
+        """Sign (``approved``) or decline (``denied``) a pending action; claim its task.
+
+        Raises :class:`DecisionError`: ``not_found``, ``decided``, ``expired``, ``mismatch``.
+        """
+        stamp = now()
+        async with self.engine.begin() as conn:
+            changed = await conn.execute(
+                pending_actions.update()
+                .where(
+                    pending_actions.c.id == action_id,
+                    pending_actions.c.task_id == task_id,
+                    pending_actions.c.status == "pending",
+                    pending_actions.c.payload_sha256 == payload_sha256,
+                    pending_actions.c.expires_at > stamp,
+                )
+                .values(status=decision, decided_at=stamp, decided_by=by, reason=reason)
+            )
+            if changed.rowcount != 1:
+                raise await self._why_not(conn, task_id, action_id, payload_sha256, stamp)
+            return await self._claim(conn, task_id, action_id, owner, stamp)
+
+    async def _why_not(
+        self, conn: AsyncConnection, task_id: str, action_id: str, digest: str, stamp: datetime
+    ) -> DecisionError:
+        row = (
+            await conn.execute(pending_actions.select().where(pending_actions.c.id == action_id))
+        ).first()
+        if row is None or row.task_id != task_id:
+            return DecisionError("not_found", "no such action on this task")
+        action = Action.of(row)
+        if action.status != "pending":
+            by = f" by {action.decided_by}" if action.decided_by else ""
+            return DecisionError("decided", f"this action was already {action.status}{by}")
+        if action.expires_at <= stamp:
+            return DecisionError("expired", "this action expired before it was decided")
+        return DecisionError(
+            "mismatch",
+            f"payload_sha256 does not match the payload shown ({action.payload_sha256}): "
+            "only the exact payload shown can be signed",
+        )
+
+    async def _claim(
+        self, conn: AsyncConnection, task_id: str, action_id: str, owner: str, stamp: datetime
+    ) -> Claimed:
+        await conn.execute(
+            tasks.update()
+            .where(tasks.c.id == task_id, tasks.c.status == "awaiting_approval")
+            .values(status="running", owner=owner, updated_at=stamp)
+        )
+        row = (await conn.execute(tasks.select().where(tasks.c.id == task_id))).one()
+        action = (
+            await conn.execute(pending_actions.select().where(pending_actions.c.id == action_id))
+        ).one()
+        return Claimed(action=Action.of(action), task=Task.of(row))
+
+    async def expire_due(self, owner: str, limit: int = 50) -> list[Claimed]:
+        """Pending actions past their expiry become ``expired``; their tasks are claimed."""
+        stamp = now()
+        claimed: list[Claimed] = []
+        async with self.engine.begin() as conn:
+            due = (
+                await conn.execute(
+                    sa.select(pending_actions.c.id, pending_actions.c.task_id)
+                    .where(
+                        pending_actions.c.status == "pending",
+                        pending_actions.c.expires_at <= stamp,
+                    )
+                    .limit(limit)
+                )
+            ).all()
+        for action_id, task_id in due:
+            async with self.engine.begin() as conn:
+                changed = await conn.execute(
+                    pending_actions.update()
+                    .where(pending_actions.c.id == action_id, pending_actions.c.status == "pending")
+                    .values(status="expired", decided_at=stamp, reason="expired")
+                )
+                if changed.rowcount == 1:  # another replica may have got there first
+                    claimed.append(await self._claim(conn, task_id, action_id, owner, stamp))
+        return claimed
+
+    async def written(
+        self, action_id: str, *, status: int | None, outcome: str, ref: str | None
+    ) -> None:
+        """What the FHIR server answered to a signed write."""
+        async with self.engine.begin() as conn:
+            await conn.execute(
+                pending_actions.update()
+                .where(pending_actions.c.id == action_id)
+                .values(write_status=status, write_outcome=outcome, written_ref=ref)
+            )
+
+    async def cancel_waiting(self, task_id: str, reason: str) -> bool:
+        """Cancel a task that waits for a decision (its pending actions too)."""
+        stamp = now()
+        async with self.engine.begin() as conn:
+            changed = await conn.execute(
+                tasks.update()
+                .where(tasks.c.id == task_id, tasks.c.status == "awaiting_approval")
+                .values(
+                    status="cancelled",
+                    reason=reason,
+                    finished_at=stamp,
+                    updated_at=stamp,
+                    checkpoint=None,
+                )
+            )
+            if changed.rowcount != 1:
+                return False
+            await conn.execute(
+                pending_actions.update()
+                .where(pending_actions.c.task_id == task_id, pending_actions.c.status == "pending")
+                .values(status="cancelled", decided_at=stamp, reason=reason)
+            )
+        return True
+
+    async def request_cancel(self, task_id: str) -> bool:
+        """Ask the replica running a task to cancel it (it polls with its heartbeat)."""
+        async with self.engine.begin() as conn:
+            changed = await conn.execute(
+                tasks.update()
+                .where(tasks.c.id == task_id, tasks.c.status == "running")
+                .values(cancel_requested=True)
+            )
+        return changed.rowcount == 1
+
+    # -- reading -------------------------------------------------------------------------
+
+    async def get(self, task_id: str) -> Task | None:
+        async with self.engine.connect() as conn:
+            row = (await conn.execute(tasks.select().where(tasks.c.id == task_id))).first()
+            if row is None:
+                return None
+            found = await conn.execute(
+                pending_actions.select()
+                .where(pending_actions.c.task_id == task_id)
+                .order_by(pending_actions.c.created_at)
+            )
+            return Task.of(row, [Action.of(a) for a in found])
+
+    async def list_tasks(
+        self,
+        *,
+        status: str | None = None,
+        patient: str | None = None,
+        principal: str | None = None,
+        since: datetime | None = None,
+        cursor: str | None = None,
+        limit: int = 50,
+    ) -> tuple[list[Task], str | None]:
+        """Newest first; ``cursor`` continues where the previous page ended."""
+        limit = max(1, min(limit, MAX_PAGE))
+        query = tasks.select()
+        if status:
+            query = query.where(tasks.c.status == status)
+        if patient:
+            query = query.where(tasks.c.patient == patient)
+        if principal:
+            query = query.where(tasks.c.principal == principal)
+        if since is not None:
+            query = query.where(tasks.c.created_at >= since)
+        if cursor:
+            at, last_id = decode_cursor(cursor)
+            query = query.where(
+                sa.or_(
+                    tasks.c.created_at < at,
+                    sa.and_(tasks.c.created_at == at, tasks.c.id < last_id),
+                )
+            )
+        query = query.order_by(tasks.c.created_at.desc(), tasks.c.id.desc()).limit(limit + 1)
+        async with self.engine.connect() as conn:
+            rows = (await conn.execute(query)).all()
+            page = rows[:limit]
+            pending: dict[str, list[Action]] = {}
+            waiting = [r.id for r in page if r.status == "awaiting_approval"]
+            if waiting:
+                found = await conn.execute(
+                    pending_actions.select().where(pending_actions.c.task_id.in_(waiting))
+                )
+                for a in found:
+                    pending.setdefault(a.task_id, []).append(Action.of(a))
+        out = [Task.of(r, pending.get(r.id, ())) for r in page]
+        next_cursor = encode_cursor(out[-1]) if len(rows) > limit and out else None
+        return out, next_cursor
+
+    async def events(self, task_id: str, after: int = 0, limit: int = 500) -> list[StoredEvent]:
+        query = (
+            sa.select(task_events.c.seq, task_events.c.kind, task_events.c.data)
+            .where(task_events.c.task_id == task_id, task_events.c.seq > after)
+            .order_by(task_events.c.seq)
+            .limit(limit)
+        )
+        async with self.engine.connect() as conn:
+            return [StoredEvent(*row) for row in await conn.execute(query)]
+
+    async def pending_count(self) -> int:
+        query = sa.select(sa.func.count()).where(pending_actions.c.status == "pending")
+        async with self.engine.connect() as conn:
+            return int((await conn.execute(query)).scalar_one())
+
+    async def cancel_requests(self, owner: str) -> list[str]:
+        query = sa.select(tasks.c.id).where(
+            tasks.c.owner == owner, tasks.c.status == "running", tasks.c.cancel_requested
+        )
+        async with self.engine.connect() as conn:
+            return [r[0] for r in await conn.execute(query)]
+
+    # -- replicas ------------------------------------------------------------------------
+
+    async def heartbeat(self, worker: str, host: str, pid: int) -> None:
+        stamp = now()
+        async with self.engine.begin() as conn:
+            changed = await conn.execute(
+                workers.update().where(workers.c.id == worker).values(heartbeat_at=stamp)
+            )
+            if changed.rowcount == 0:
+                await conn.execute(
+                    workers.insert().values(
+                        id=worker, host=host[:255], pid=pid, started_at=stamp, heartbeat_at=stamp
+                    )
+                )
+
+    async def interrupt_orphans(self, lease_seconds: float) -> int:
+        """Running tasks whose replica has been silent longer than the lease: ``interrupted``."""
+        stamp = now()
+        alive = sa.select(workers.c.id).where(
+            workers.c.heartbeat_at >= stamp - timedelta(seconds=lease_seconds)
+        )
+        async with self.engine.begin() as conn:
+            changed = await conn.execute(
+                tasks.update()
+                .where(
+                    tasks.c.status == "running",
+                    sa.or_(tasks.c.owner.is_(None), tasks.c.owner.not_in(alive)),
+                )
+                .values(
+                    status="interrupted",
+                    reason=(
+                        "the agent running this task stopped (no heartbeat for "
+                        f"{lease_seconds:g} s); it was not re-run"
+                    ),
+                    finished_at=stamp,
+                    updated_at=stamp,
+                    owner=None,
+                )
+            )
+            await conn.execute(
+                workers.delete().where(
+                    workers.c.heartbeat_at < stamp - timedelta(seconds=10 * lease_seconds)
+                )
+            )
+        return int(changed.rowcount)
+
+    async def interrupt_owned(self, worker: str, reason: str) -> int:
+        """On shutdown: this replica's running tasks become ``interrupted``; it leaves."""
+        stamp = now()
+        await self.flush()
+        async with self.engine.begin() as conn:
+            changed = await conn.execute(
+                tasks.update()
+                .where(tasks.c.owner == worker, tasks.c.status == "running")
+                .values(
+                    status="interrupted",
+                    reason=reason,
+                    finished_at=stamp,
+                    updated_at=stamp,
+                    owner=None,
+                )
+            )
+            await conn.execute(workers.delete().where(workers.c.id == worker))
+        return int(changed.rowcount)
+
+    # -- retention -----------------------------------------------------------------------
+
+    async def prune(self, *, days: float, max_tasks: int, batch: int = 500) -> int:
+        """Delete finished/interrupted/cancelled tasks older than ``days`` or beyond the
+        newest ``max_tasks`` (0 turns either rule off). Waiting and running tasks stay."""
+        cutoff: datetime | None = now() - timedelta(days=days) if days > 0 else None
+        async with self.engine.connect() as conn:
+            if max_tasks > 0:
+                nth = (
+                    await conn.execute(
+                        sa.select(tasks.c.created_at)
+                        .order_by(tasks.c.created_at.desc())
+                        .offset(max_tasks - 1)
+                        .limit(1)
+                    )
+                ).scalar()
+                nth = _utc(nth)
+                if nth is not None and (cutoff is None or nth > cutoff):
+                    cutoff = nth
+        if cutoff is None:
+            return 0
+        removed = 0
+        while True:
+            async with self.engine.begin() as conn:
+                ids = [
+                    r[0]
+                    for r in await conn.execute(
+                        sa.select(tasks.c.id)
+                        .where(tasks.c.created_at < cutoff, tasks.c.status.in_(TERMINAL))
+                        .limit(batch)
+                    )
+                ]
+                if not ids:
+                    return removed
+                await conn.execute(task_events.delete().where(task_events.c.task_id.in_(ids)))
+                await conn.execute(
+                    pending_actions.delete().where(pending_actions.c.task_id.in_(ids))
+                )
+                await conn.execute(tasks.delete().where(tasks.c.id.in_(ids)))
+                removed += len(ids)
+
+
+def encode_cursor(task: Task) -> str:
+    raw = f"{_iso_full(task.created_at)}|{task.id}".encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def _iso_full(value: datetime) -> str:
+    utc = _utc(value)
+    assert utc is not None
+    return utc.isoformat(timespec="microseconds")
+
+
+def decode_cursor(cursor: str) -> tuple[datetime, str]:
+    """``ValueError`` for a cursor this store did not write."""
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        at, _, task_id = raw.partition("|")
+        stamp = datetime.fromisoformat(at)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ValueError("invalid cursor") from exc
+    if stamp.tzinfo is None or not task_id:
+        raise ValueError("invalid cursor")
+    return stamp, task_id
