@@ -67,6 +67,27 @@ SPECS: dict[str, dict[str, Any]] = {
         },
         "agent": {"apiKeySecretRef": {"name": "keys", "key": "k"}, "writeMode": "deny"},
     },
+    "agent-postgresql-approve": {
+        "model": {"engine": "reference"},
+        "agent": {
+            "replicas": 3,
+            "writeMode": "approve",
+            "approvalTtlSeconds": 600,
+            "store": {
+                "type": "postgresql",
+                "postgresql": {"urlSecretRef": {"name": "runs-db", "key": "url"}},
+            },
+            "retention": {"days": 0, "maxTasks": 5000},
+        },
+    },
+    "agent-sqlite-sized": {
+        "model": {"engine": "reference"},
+        "agent": {
+            "store": {
+                "sqlite": {"size": "5Gi", "storageClassName": "fast", "retainOnDelete": False}
+            }
+        },
+    },
     "pod-defaults": {
         "model": {"engine": "reference"},
         "podDefaults": {
@@ -172,7 +193,8 @@ def test_vllm_deployment_renders_engine_flags_gpu_cache_and_probes() -> None:
 
 def test_vllm_multi_gpu_pvc_weights_and_overrides() -> None:
     _, objs = render("vllm-multi-gpu-pvc")
-    assert not by_kind(objs, "PersistentVolumeClaim")  # existing claim used
+    pvcs = [p["metadata"]["name"] for p in by_kind(objs, "PersistentVolumeClaim")]
+    assert pvcs == ["ward-agent-runs"]  # existing weights claim used; the agent's run store
     dep = one(objs, "Deployment", "ward-model")
     pod = dep["spec"]["template"]["spec"]
     [c] = pod["containers"]
@@ -212,7 +234,8 @@ def test_reference_engine_runs_the_sara_image_on_cpu() -> None:
     assert "--port" in c["args"] and "8000" in c["args"]
     assert not c["resources"]
     assert "strategy" not in dep["spec"]
-    assert not by_kind(objs, "PersistentVolumeClaim")
+    pvcs = [p["metadata"]["name"] for p in by_kind(objs, "PersistentVolumeClaim")]
+    assert pvcs == ["ward-agent-runs"]  # no weights cache on CPU
     assert [m["metadata"]["name"] for m in by_kind(objs, "ServiceMonitor")] == ["ward-agent"]
 
 
@@ -317,7 +340,13 @@ def test_agent_gets_urls_keys_and_secrets_by_reference() -> None:
     assert secret["stringData"] == {"api-keys": "k"}
 
     _, objs = render("external-everything")
-    assert {o["kind"] for o in objs} == {"Deployment", "Service", "NetworkPolicy", "ServiceMonitor"}
+    assert {o["kind"] for o in objs} == {
+        "PersistentVolumeClaim",  # the agent's SQLite run store
+        "Deployment",
+        "Service",
+        "NetworkPolicy",
+        "ServiceMonitor",
+    }
     dep = one(objs, "Deployment", "ward-agent")
     [c] = dep["spec"]["template"]["spec"]["containers"]
     env_full = {e["name"]: e for e in c["env"]}
@@ -336,6 +365,83 @@ def test_agent_gets_urls_keys_and_secrets_by_reference() -> None:
     assert volumes["fhir-ca"]["configMap"]["items"] == [{"key": "ca.crt", "path": "ca.pem"}]
     for value in env.values():  # no secret values inline anywhere
         assert value is None or "token" not in value.lower()
+
+
+def test_sqlite_store_is_a_pvc_for_one_recreated_replica() -> None:
+    spec, objs = render("vllm-managed")
+    assert spec.agent.replicas == 1 and spec.agent.store.type is model.StoreType.SQLITE
+    pvc = one(objs, "PersistentVolumeClaim", "ward-agent-runs")
+    assert pvc["spec"] == {
+        "accessModes": ["ReadWriteOnce"],
+        "resources": {"requests": {"storage": "1Gi"}},
+    }
+    assert pvc["metadata"]["labels"]["app.kubernetes.io/component"] == "agent"
+    kinds = [(o["kind"], o["metadata"]["name"]) for o in objs]
+    # storage before the workload that mounts it
+    pvc_at = kinds.index(("PersistentVolumeClaim", "ward-agent-runs"))
+    assert pvc_at < kinds.index(("Deployment", "ward-agent"))
+    dep = one(objs, "Deployment", "ward-agent")
+    # an RWO volume cannot be mounted by the old and the new pod of a rolling update
+    assert dep["spec"]["strategy"] == {"type": "Recreate"} and dep["spec"]["replicas"] == 1
+    pod = dep["spec"]["template"]["spec"]
+    assert pod["securityContext"]["fsGroup"] == 10001  # uid 10001 can write the volume
+    [c] = pod["containers"]
+    env = {e["name"]: e.get("value") for e in c["env"]}
+    assert env["SARA_AGENT_STORE"] == "sqlite:////var/lib/sara/runs.db"
+    assert env["SARA_AGENT_APPROVAL_TTL_SECONDS"] == "900"
+    assert env["SARA_AGENT_STORE_RETENTION_DAYS"] == "30"
+    assert env["SARA_AGENT_STORE_RETENTION_MAX_TASKS"] == "100000"
+    assert {"name": "runs", "mountPath": "/var/lib/sara"} in c["volumeMounts"]
+    assert {"name": "runs", "persistentVolumeClaim": {"claimName": "ward-agent-runs"}} in pod[
+        "volumes"
+    ]
+    assert not any(name.startswith("SARA_AGENT_TASK_STORE") for name in env)  # removed settings
+    names = model.Names("ward", "ns")
+    assert ("PersistentVolumeClaim", "ward-agent-runs") in builders.retained(spec, names)
+
+    spec, objs = render("agent-sqlite-sized")
+    pvc = one(objs, "PersistentVolumeClaim", "ward-agent-runs")
+    assert pvc["spec"]["resources"]["requests"]["storage"] == "5Gi"
+    assert pvc["spec"]["storageClassName"] == "fast"
+    assert ("PersistentVolumeClaim", "ward-agent-runs") not in builders.retained(spec, names)
+
+
+def test_postgresql_store_comes_from_a_secret_and_rolls() -> None:
+    _, objs = render("agent-postgresql-approve")
+    assert not by_kind(objs, "PersistentVolumeClaim")
+    dep = one(objs, "Deployment", "ward-agent")
+    assert dep["spec"]["replicas"] == 3
+    assert dep["spec"]["strategy"]["type"] == "RollingUpdate"
+    pod = dep["spec"]["template"]["spec"]
+    assert [v["name"] for v in pod["volumes"]] == ["api-keys"]
+    [c] = pod["containers"]
+    assert all(m["name"] != "runs" for m in c["volumeMounts"])
+    env = {e["name"]: e for e in c["env"]}
+    assert env["SARA_AGENT_STORE"] == {
+        "name": "SARA_AGENT_STORE",
+        "valueFrom": {"secretKeyRef": {"name": "runs-db", "key": "url"}},
+    }
+    assert env["SARA_AGENT_WRITE_MODE"]["value"] == "approve"
+    assert env["SARA_AGENT_APPROVAL_TTL_SECONDS"]["value"] == "600"
+    assert env["SARA_AGENT_STORE_RETENTION_DAYS"]["value"] == "0"
+    assert env["SARA_AGENT_STORE_RETENTION_MAX_TASKS"]["value"] == "5000"
+
+
+def test_retained_children_follow_their_fields() -> None:
+    names = model.Names("ward", "ns")
+    spec, _ = render("vllm-managed")
+    assert builders.retained(spec, names) == {
+        ("PersistentVolumeClaim", "ward-model-cache"),
+        ("PersistentVolumeClaim", "ward-agent-runs"),
+    }
+    gone = model.parse(
+        "ward",
+        {
+            "model": {"uri": "hf://o/m", "cache": {"deleteWithAgent": True}},
+            "agent": {"store": {"sqlite": {"retainOnDelete": False}}},
+        },
+    )
+    assert builders.retained(gone, names) == set()
 
 
 def test_network_policies_admit_only_the_agent_and_seed() -> None:

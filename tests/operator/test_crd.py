@@ -82,7 +82,23 @@ def test_schema_carries_enums_defaults_and_ranges() -> None:
     assert f["mode"]["enum"] == ["managed", "external"]
     assert f["managed"]["properties"]["preset"]["enum"] == ["synthetic", "medagentbench", "empty"]
     a = props["agent"]["properties"]
-    assert a["writeMode"]["enum"] == ["acknowledge", "execute", "dry-run", "deny"]
+    assert a["writeMode"]["enum"] == ["acknowledge", "execute", "dry-run", "deny", "approve"]
+    assert a["replicas"]["default"] == 1
+    assert a["approvalTtlSeconds"] == {
+        "default": 900,
+        "description": a["approvalTtlSeconds"]["description"],
+        "minimum": 1,
+        "maximum": 86400,
+        "type": "integer",
+    }
+    store = a["store"]["properties"]
+    assert store["type"]["enum"] == ["sqlite", "postgresql"]
+    assert store["type"]["default"] == "sqlite"
+    assert store["sqlite"]["properties"]["size"]["default"] == "1Gi"
+    assert store["postgresql"]["nullable"] is True
+    assert store["postgresql"]["required"] == ["urlSecretRef"]
+    retention = a["retention"]["properties"]
+    assert retention["days"]["default"] == 30 and retention["maxTasks"]["default"] == 100000
     assert props["podDefaults"]["properties"]["securityContext"][
         "x-kubernetes-preserve-unknown-fields"
     ]

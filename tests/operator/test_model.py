@@ -16,6 +16,11 @@ def test_defaults_of_an_almost_empty_vllm_spec() -> None:
     assert spec.fhir.managed.preset is model.Preset.SYNTHETIC
     assert spec.fhir.managed.seed.synthetic == model.SyntheticSeed(patients=100, seed=1)
     assert spec.agent.max_rounds == 8
+    assert spec.agent.replicas == 1  # the SQLite run store takes one replica
+    assert spec.agent.store.type is model.StoreType.SQLITE
+    assert spec.agent.store.sqlite.size == "1Gi" and spec.agent.store.sqlite.retain_on_delete
+    assert spec.agent.approval_ttl_seconds == 900
+    assert spec.agent.retention == model.Retention(days=30, max_tasks=100000)
     assert model.seeds(spec)
 
 
@@ -36,6 +41,17 @@ def test_defaults_of_an_almost_empty_vllm_spec() -> None:
         ({"model": {"uri": "hf://o/m", "vllm": {"extraArgs": ["--api-key=s"]}}}, "--api-key"),
         ({"model": {"uri": "hf://o/m", "vllm": {"extraArgs": ["--port", "9"]}}}, "--port"),
         ({"model": {"uri": "hf://o/m", "vllm": {"extraArgs": ["--model=x"]}}}, "model.uri"),
+        (
+            {"model": {"engine": "reference"}, "agent": {"replicas": 2}},
+            "agent.replicas > 1 needs agent.store.type: postgresql",
+        ),
+        (
+            {"model": {"engine": "reference"}, "agent": {"store": {"type": "postgresql"}}},
+            "agent.store.postgresql.urlSecretRef",
+        ),
+        ({"model": {"engine": "reference"}, "agent": {"store": {"type": "mysql"}}}, "store.type"),
+        ({"model": {"engine": "reference"}, "agent": {"approvalTtlSeconds": 0}}, "approvalTtl"),
+        ({"model": {"engine": "reference"}, "agent": {"retention": {"days": -1}}}, "days"),
     ],
 )
 def test_invalid_specs_give_a_short_reason(spec: dict[str, object], needle: str) -> None:
@@ -49,6 +65,19 @@ def test_vllm_replicas_share_a_cache_only_through_an_existing_claim() -> None:
     shared = {"replicas": 2, "cache": {"existingClaim": "weights-rwx"}}
     assert model.parse("a", {"model": {"uri": "hf://o/m", **shared}}).model.replicas == 2
     assert model.parse("a", {"model": {"engine": "reference", "replicas": 3}}).model.replicas == 3
+
+
+def test_agent_replicas_share_a_run_store_only_through_postgresql() -> None:
+    pg = {"type": "postgresql", "postgresql": {"urlSecretRef": {"name": "db", "key": "url"}}}
+    raw = {"model": {"engine": "reference"}, "agent": {"replicas": 4, "store": pg}}
+    spec = model.parse("a", raw)
+    assert spec.agent.replicas == 4 and spec.agent.store.type is model.StoreType.POSTGRESQL
+    for replicas in (0, 1):  # scaled down or one writer: SQLite is fine
+        model.parse("a", {"model": {"engine": "reference"}, "agent": {"replicas": replicas}})
+    approve = model.parse(
+        "a", {"model": {"engine": "reference"}, "agent": {"writeMode": "approve"}}
+    )
+    assert approve.agent.write_mode is model.WriteMode.APPROVE
 
 
 @pytest.mark.parametrize("name", ["", "Upper", "a" * 46, "-a", "a_b"])

@@ -43,6 +43,7 @@ PATHS = {
 
 REFERENCE = {"model": {"engine": "reference"}, "agent": {"replicas": 1}}
 VLLM = {"model": {"uri": "hf://org/model", "vllm": {"maxModelLen": 8192}}}
+POSTGRESQL = {"type": "postgresql", "postgresql": {"urlSecretRef": {"name": "db", "key": "url"}}}
 
 
 class Api:
@@ -211,13 +212,16 @@ async def test_update_patches_children_in_place_and_prunes(api: Api) -> None:
         await eventually(lambda: api.names("Deployment"))
         await eventually(lambda: api.condition("c", "Accepted"))
         before = {o["metadata"]["name"]: o for o in await api.items("Deployment")}
-        [pvc] = await api.items("PersistentVolumeClaim")
-        assert owners(pvc) == []  # the weights cache outlives the ClinicalAgent
+        pvcs = await api.items("PersistentVolumeClaim")
+        # the weights cache and the run store outlive the ClinicalAgent
+        assert {p["metadata"]["name"] for p in pvcs} == {"c-agent-runs", "c-model-cache"}
+        assert all(owners(p) == [] for p in pvcs)
         assert "--max-model-len=8192" in _container(before["c-model"])["args"]
+        assert before["c-agent"]["spec"]["strategy"] == {"type": "Recreate"}
 
         spec = copy.deepcopy(VLLM)
         spec["model"]["vllm"] = {"maxModelLen": 4096, "maxNumSeqs": 16}
-        spec["agent"] = {"replicas": 5}
+        spec["agent"] = {"replicas": 5, "store": POSTGRESQL}  # more replicas: a shared store
         spec["fhir"] = {"mode": "external", "external": {"baseUrl": "https://fhir.h/R4"}}
         spec["agent"]["apiKeySecretRef"] = {"name": "own-keys", "key": "keys"}
         assert await api.names("Secret") == ["c-agent-api-keys"]
@@ -233,8 +237,12 @@ async def test_update_patches_children_in_place_and_prunes(api: Api) -> None:
         args = _container(after["c-model"])["args"]
         assert "--max-num-seqs=16" in args and "--max-model-len=8192" not in args
         assert after["c-agent"]["spec"]["replicas"] == 5
+        assert after["c-agent"]["spec"]["strategy"]["type"] == "RollingUpdate"
         env = {e["name"]: e.get("value") for e in _container(after["c-agent"])["env"]}
         assert env["SARA_AGENT_FHIR_URL"] == "https://fhir.h/R4/"
+        assert env["SARA_AGENT_STORE"] is None  # from the Secret now, not the PVC's file
+        agent_pod = after["c-agent"]["spec"]["template"]["spec"]
+        assert [v["name"] for v in agent_pod["volumes"]] == ["api-keys"]
         for name in ("c-model", "c-agent"):  # patched, not re-created
             assert after[name]["metadata"]["uid"] == before[name]["metadata"]["uid"]
         # FHIR mode external: the managed server and its policy are gone, the rest stays
@@ -242,7 +250,8 @@ async def test_update_patches_children_in_place_and_prunes(api: Api) -> None:
         assert await api.names("ConfigMap") == []
         assert await api.names("Service") == ["c-agent", "c-model"]
         assert await api.names("NetworkPolicy") == ["c-agent", "c-model"]
-        assert await api.names("PersistentVolumeClaim") == ["c-model-cache"]
+        # PVCs are never pruned: the SQLite run store's history stays for a switch back
+        assert await api.names("PersistentVolumeClaim") == ["c-agent-runs", "c-model-cache"]
         assert await api.names("Secret") == []  # the generated key gave way to the given one
         fhir = await api.condition("c", "FHIRReady")
         assert fhir["status"] == "True" and fhir["reason"] == "External"
@@ -281,6 +290,24 @@ async def test_invalid_spec_is_rejected_without_children_or_retries(
         assert await api.names("Deployment") == ["d-agent", "d-model"]
 
 
+async def test_agent_replicas_on_sqlite_are_refused_until_the_store_is_shared(
+    api: Api,
+) -> None:
+    async with run_operator(new_registry()):
+        await api.create_cr("r", {**REFERENCE, "agent": {"replicas": 3}})
+        rejected = await eventually(lambda: _status_is(api, "r", "Accepted", "False"))
+        assert rejected["reason"] == "InvalidSpec"
+        assert "agent.replicas > 1 needs agent.store.type: postgresql" in rejected["message"]
+        assert (await api.cr("r"))["status"]["phase"] == "Invalid"
+        assert await api.names("Deployment") == []
+        assert await api.names("PersistentVolumeClaim") == []
+        await api.patch(f"{CR_PATH}/r", {"spec": {"agent": {"store": POSTGRESQL}}})
+        await eventually(lambda: _status_is(api, "r", "Accepted", "True"))
+        agent = await api.get(f"{PATHS['Deployment']}/r-agent")
+        assert agent is not None and agent["spec"]["replicas"] == 3
+        assert await api.names("PersistentVolumeClaim") == []  # nothing to mount
+
+
 async def test_operator_restart_creates_no_duplicates(api: Api) -> None:
     async with run_operator(new_registry()):
         await api.create_cr("e", VLLM)
@@ -292,13 +319,13 @@ async def test_operator_restart_creates_no_duplicates(api: Api) -> None:
     }
     assert len(snapshot["Deployment"]) == 2
     async with run_operator(new_registry()):
-        await api.patch(f"{CR_PATH}/e", {"spec": {"agent": {"replicas": 3}}})
+        await api.patch(f"{CR_PATH}/e", {"spec": {"agent": {"replicas": 0}}})
         await eventually(lambda: _gen_observed(api, "e", 2))
     for kind, objs in snapshot.items():
         now = {o["metadata"]["name"]: o["metadata"]["uid"] for o in await api.items(kind)}
         assert now == objs, kind
     agent = await api.get(f"{PATHS['Deployment']}/e-agent")
-    assert agent is not None and agent["spec"]["replicas"] == 3
+    assert agent is not None and agent["spec"]["replicas"] == 0
 
 
 async def test_delete_leaves_cleanup_to_owner_references(api: Api) -> None:
@@ -312,8 +339,8 @@ async def test_delete_leaves_cleanup_to_owner_references(api: Api) -> None:
             o for kind in ("Deployment", "StatefulSet", "Service") for o in await api.items(kind)
         ]
         assert owned and all(owners(o) == [uid] for o in owned)  # the API server's GC deletes
-        [pvc] = await api.items("PersistentVolumeClaim")
-        assert owners(pvc) == []  # the weights cache is kept
+        pvcs = await api.items("PersistentVolumeClaim")
+        assert len(pvcs) == 2 and all(owners(p) == [] for p in pvcs)  # weights and runs kept
 
 
 async def _gone(api: Api, path: str) -> bool:

@@ -5,6 +5,8 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pytest
+
 from sara.operator import model, status
 
 T0 = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
@@ -43,25 +45,25 @@ def test_nothing_created_yet_is_pending() -> None:
 
 
 def test_ready_needs_model_fhir_seed_and_agent() -> None:
-    obs = status.Observed(model=W(1, 1), fhir=W(1, 1), agent=W(2, 2), seed=None)
+    obs = status.Observed(model=W(1, 1), fhir=W(1, 1), agent=W(1, 1), seed=None)
     r = status.compute(VLLM, NAMES, obs, {}, generation=2, now=T0)
     assert conds(r)["FHIRReady"]["reason"] == "SeedPending"
     assert r.status["phase"] == "Progressing"
     assert status.seed_due(VLLM, obs, {})
-    obs = status.Observed(model=W(1, 1), fhir=W(1, 1), agent=W(2, 2), seed=status.JobState())
+    obs = status.Observed(model=W(1, 1), fhir=W(1, 1), agent=W(1, 1), seed=status.JobState())
     assert (
         conds(status.compute(VLLM, NAMES, obs, {}, generation=2, now=T0))["FHIRReady"]["reason"]
         == "Seeding"
     )
     assert not status.seed_due(VLLM, obs, {})
     obs = status.Observed(
-        model=W(1, 1), fhir=W(1, 1), agent=W(2, 2), seed=status.JobState(succeeded=True)
+        model=W(1, 1), fhir=W(1, 1), agent=W(1, 1), seed=status.JobState(succeeded=True)
     )
     r = status.compute(VLLM, NAMES, obs, {}, generation=2, now=T0)
     assert conds(r)["Ready"]["status"] == "True"
     assert r.status["phase"] == "Ready"
     assert r.status["seedCompleted"] is True
-    assert r.status["replicas"] == "2/2"
+    assert r.status["replicas"] == "1/1"
 
 
 def test_seeding_is_remembered_after_the_job_is_gone() -> None:
@@ -141,6 +143,19 @@ def test_rejected_spec() -> None:
     assert r.status["phase"] == "Invalid"
     assert [t.type for t in r.transitions] == ["Accepted", "Ready"]
     assert all(t.warning for t in r.transitions)
+
+
+def test_agent_replicas_on_a_sqlite_store_are_rejected_with_the_fix() -> None:
+    with pytest.raises(model.InvalidSpecError) as err:
+        model.parse("w", {"model": {"engine": "reference"}, "agent": {"replicas": 3}})
+    r = status.compute_rejected("InvalidSpec", str(err.value), {}, generation=2, now=T0)
+    accepted = conds(r)["Accepted"]
+    assert accepted["status"] == "False" and accepted["reason"] == "InvalidSpec"
+    assert "agent.replicas > 1 needs agent.store.type: postgresql" in accepted["message"]
+    assert "ReadWriteOnce" in accepted["message"]
+    assert accepted["observedGeneration"] == 2
+    assert r.status["phase"] == "Invalid"
+    assert not status.accepted(r.status)
 
 
 def test_workload_reading() -> None:

@@ -24,11 +24,6 @@ RESOURCE = (model.GROUP, model.VERSION, model.PLURAL)
 WATCH_SERVER_TIMEOUT = 300  # seconds
 
 
-def _retained(obj: dict[str, Any], spec: model.ClinicalAgentSpec) -> bool:
-    """Children that outlive their ClinicalAgent: the weights cache unless asked otherwise."""
-    return obj["kind"] == "PersistentVolumeClaim" and not spec.model.cache.delete_with_agent
-
-
 def _announce(body: kopf.Body, result: status_logic.Result) -> None:
     for t in result.transitions:
         message = f"{t.type}={t.status} ({t.reason}): {t.message}"
@@ -152,7 +147,11 @@ def register(
         children = builders.children(spec, names, config.images, api_key=key, include_seed=False)
         monitored = await api.has_service_monitors()
         children = [c for c in children if monitored or c["kind"] != "ServiceMonitor"]
-        kopf.adopt([c for c in children if not _retained(c, spec)], owner=body)
+        retained = builders.retained(spec, names)
+        kopf.adopt(
+            [c for c in children if (c["kind"], c["metadata"]["name"]) not in retained],
+            owner=body,
+        )
         for outcome, count in (await api.apply_all(children)).items():
             metrics.children_applied.labels(outcome).inc(count)
         kinds = [k for k in kube.KINDS if monitored or k != "ServiceMonitor"]

@@ -31,6 +31,7 @@ __all__ = [
     "monitoring",
     "netpol",
     "reference",
+    "retained",
     "seed",
     "vllm",
 ]
@@ -67,4 +68,18 @@ def keep(
     out = {(c["kind"], c["metadata"]["name"]) for c in children}
     if model.seeds(spec):
         out.add(("Job", names.seed))
+    return out
+
+
+def retained(spec: ClinicalAgentSpec, names: Names) -> set[tuple[str, str]]:
+    """(kind, name) of children that outlive their ClinicalAgent: adopted by no owner.
+
+    The weights cache unless ``model.cache.deleteWithAgent``; the SQLite run store (task
+    history, sign-offs) unless ``agent.store.sqlite.retainOnDelete`` is false.
+    """
+    out: set[tuple[str, str]] = set()
+    if not spec.model.cache.delete_with_agent:
+        out.add(("PersistentVolumeClaim", names.model_cache))
+    if spec.agent.store.sqlite.retain_on_delete:
+        out.add(("PersistentVolumeClaim", names.agent_runs))
     return out

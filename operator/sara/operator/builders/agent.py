@@ -1,7 +1,11 @@
-"""The agent service: Deployment, Service, API key Secret (pure).
+"""The agent service: Deployment, Service, API key Secret, run store PVC (pure).
 
 Configuration is passed as ``SARA_AGENT_<FIELD>`` environment variables, exactly the fields of
 the agent's settings class (``tests/contracts/`` pins the names against it).
+
+The run store is SQLite on a ReadWriteOnce PVC (one replica, ``Recreate`` so the old pod lets go
+of the volume before the new one mounts it) or a PostgreSQL URL from a Secret (any replicas,
+rolling updates).
 """
 
 from __future__ import annotations
@@ -10,7 +14,7 @@ from typing import Any
 
 from sara.operator import model
 from sara.operator.builders import meta
-from sara.operator.model import ClinicalAgentSpec, Engine, FhirMode, Images, Names
+from sara.operator.model import ClinicalAgentSpec, Engine, FhirMode, Images, Names, StoreType
 
 COMPONENT = "agent"
 PORT = model.AGENT_PORT
@@ -18,6 +22,8 @@ RUN_AS_USER = 10001
 PREFIX = "SARA_AGENT_"
 KEYS_MOUNT = "/etc/sara/api-keys"
 CA_MOUNT = "/etc/sara/fhir-ca"
+RUNS_MOUNT = "/var/lib/sara"
+SQLITE_URL = f"sqlite:///{RUNS_MOUNT}/runs.db"  # four slashes: an absolute path
 GENERATED_KEY = "api-keys"
 
 
@@ -44,9 +50,13 @@ def env(spec: ClinicalAgentSpec, names: Names) -> list[dict[str, Any]]:
         "API_KEYS_FILE": f"{KEYS_MOUNT}/{key}",
         "MAX_CONCURRENT_TASKS": str(agent.max_concurrent_tasks),
         "TASK_TIMEOUT_SECONDS": str(agent.task_timeout_seconds),
+        "APPROVAL_TTL_SECONDS": str(agent.approval_ttl_seconds),
+        "STORE_RETENTION_DAYS": str(agent.retention.days),
+        "STORE_RETENTION_MAX_TASKS": str(agent.retention.max_tasks),
         "LOG_LEVEL": agent.log_level,
     }
     out: list[dict[str, Any]] = [{"name": PREFIX + k, "value": v} for k, v in plain.items()]
+    out.append(store_env(spec))
     external = spec.fhir.external if spec.fhir.mode is FhirMode.EXTERNAL else None
     if external is not None and external.ca_bundle is not None:
         out.append({"name": PREFIX + "FHIR_CA_BUNDLE", "value": f"{CA_MOUNT}/ca.pem"})
@@ -60,6 +70,51 @@ def env(spec: ClinicalAgentSpec, names: Names) -> list[dict[str, Any]]:
     return out
 
 
+def sqlite(spec: ClinicalAgentSpec) -> bool:
+    """Whether the run store is SQLite on the operator's PVC."""
+    return spec.agent.store.type is StoreType.SQLITE
+
+
+def store_env(spec: ClinicalAgentSpec) -> dict[str, Any]:
+    """``SARA_AGENT_STORE``: the file on the PVC, or the PostgreSQL URL by Secret reference."""
+    store = spec.agent.store
+    if store.type is StoreType.POSTGRESQL:
+        assert store.postgresql is not None  # guaranteed by the model validator
+        ref = store.postgresql.url_secret_ref
+        return meta.secret_env(PREFIX + "STORE", ref.name, ref.key)
+    return {"name": PREFIX + "STORE", "value": SQLITE_URL}
+
+
+def runs_pvc(spec: ClinicalAgentSpec, names: Names) -> dict[str, Any] | None:
+    """The SQLite run store's PVC, or None for PostgreSQL."""
+    if not sqlite(spec):
+        return None
+    store = spec.agent.store.sqlite
+    pvc: dict[str, Any] = {
+        "apiVersion": "v1",
+        "kind": "PersistentVolumeClaim",
+        "metadata": meta.metadata(names, names.agent_runs, COMPONENT),
+        "spec": {
+            "accessModes": ["ReadWriteOnce"],
+            "resources": {"requests": {"storage": store.size}},
+        },
+    }
+    if store.storage_class_name:
+        pvc["spec"]["storageClassName"] = store.storage_class_name
+    return pvc
+
+
+def strategy(spec: ClinicalAgentSpec) -> dict[str, Any]:
+    """Recreate for SQLite (one RWO volume, one writer), else a rolling update.
+
+    Explicit both ways, the rolling one with the API server's own defaults: a merge patch must
+    turn one into the other on a store switch, and must find nothing to change otherwise.
+    """
+    if sqlite(spec):
+        return {"type": "Recreate"}
+    return {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": "25%", "maxUnavailable": "25%"}}
+
+
 def deployment(spec: ClinicalAgentSpec, names: Names, images: Images) -> dict[str, Any]:
     agent = spec.agent
     secret, key = keys_ref(spec, names)
@@ -67,6 +122,10 @@ def deployment(spec: ClinicalAgentSpec, names: Names, images: Images) -> dict[st
     volumes: list[dict[str, Any]] = [
         {"name": "api-keys", "secret": {"secretName": secret, "items": [{"key": key, "path": key}]}}
     ]
+    if sqlite(spec):
+        # Written as the pod's fsGroup (meta.pod_security): uid 10001 owns the database.
+        mounts.append({"name": "runs", "mountPath": RUNS_MOUNT})
+        volumes.append({"name": "runs", "persistentVolumeClaim": {"claimName": names.agent_runs}})
     external = spec.fhir.external if spec.fhir.mode is FhirMode.EXTERNAL else None
     if external is not None and external.ca_bundle is not None:
         ca = external.ca_bundle
@@ -96,6 +155,7 @@ def deployment(spec: ClinicalAgentSpec, names: Names, images: Images) -> dict[st
         "metadata": meta.metadata(names, names.agent, COMPONENT),
         "spec": {
             "replicas": agent.replicas,
+            "strategy": strategy(spec),
             "selector": {"matchLabels": meta.selector(names, COMPONENT)},
             "template": {"metadata": {"labels": meta.labels(names, COMPONENT)}, "spec": pod},
         },
@@ -125,5 +185,8 @@ def children(
     out: list[dict[str, Any]] = []
     if spec.agent.api_key_secret_ref is None:
         out.append(api_key_secret(names, api_key))
+    pvc = runs_pvc(spec, names)
+    if pvc is not None:
+        out.append(pvc)
     out += [deployment(spec, names, images), meta.service(names, names.agent, COMPONENT, PORT)]
     return out

@@ -1,11 +1,28 @@
-"""The ClinicalAgent resource, typed (``spec``), and what follows from it (``naming``). Pure.
+"""The ClinicalAgent resource, typed (``spec``, ``agent``, ``base``), and what follows from it
+(``naming``). Pure.
 
-Import the package and call through it (``model.parse``, ``model.Names``); the two modules
+Import the package and call through it (``model.parse``, ``model.Names``); the modules
 are an implementation split, everything public is re-exported here.
 """
 
 from __future__ import annotations
 
+from sara.operator.model.agent import (
+    AgentSpec,
+    PostgresqlStore,
+    Retention,
+    SqliteStore,
+    Store,
+    StoreType,
+    WriteMode,
+)
+from sara.operator.model.base import (
+    ConfigMapKeyRef,
+    Quantity,
+    Resources,
+    SecretKeyRef,
+    Toleration,
+)
 from sara.operator.model.naming import (
     AGENT_PORT,
     FHIR_PORT,
@@ -29,10 +46,8 @@ from sara.operator.model.spec import (
     SHORT_NAMES,
     SINGULAR,
     VERSION,
-    AgentSpec,
     Cache,
     ClinicalAgentSpec,
-    ConfigMapKeyRef,
     Engine,
     ExternalFhir,
     ExternalModel,
@@ -45,15 +60,10 @@ from sara.operator.model.spec import (
     Monitoring,
     PodDefaults,
     Preset,
-    Quantity,
-    Resources,
-    SecretKeyRef,
     Seed,
     Storage,
     SyntheticSeed,
-    Toleration,
     Vllm,
-    WriteMode,
 )
 
 __all__ = [
@@ -88,12 +98,17 @@ __all__ = [
     "Names",
     "OperatorConfig",
     "PodDefaults",
+    "PostgresqlStore",
     "Preset",
     "Quantity",
     "Resources",
+    "Retention",
     "SecretKeyRef",
     "Seed",
+    "SqliteStore",
     "Storage",
+    "Store",
+    "StoreType",
     "SyntheticSeed",
     "Toleration",
     "Vllm",

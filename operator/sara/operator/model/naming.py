@@ -66,6 +66,10 @@ class Names:
     def agent_keys(self) -> str:
         return f"{self.instance}-agent-api-keys"
 
+    @property
+    def agent_runs(self) -> str:
+        return f"{self.instance}-agent-runs"
+
     def url(self, service: str, port: int, path: str = "") -> str:
         return f"http://{service}.{self.namespace}.svc:{port}{path}"
 

@@ -1,6 +1,7 @@
 """The ClinicalAgent custom resource as typed pydantic models (pure: no I/O).
 
-The CRD's ``openAPIV3Schema`` is generated from these classes (``builders.crd``), so the field
+The CRD's ``openAPIV3Schema`` is generated from these classes (``builders.crd``; shared pieces
+in ``base``, the agent's part in ``agent``), so the field
 descriptions below are what ``kubectl explain clinicalagents.spec`` shows. Field names are
 camelCase in YAML (aliases) and snake_case in Python.
 
@@ -13,10 +14,20 @@ from __future__ import annotations
 
 import re
 from enum import StrEnum
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
-from pydantic.alias_generators import to_camel
+from pydantic import Field, field_validator, model_validator
+
+from sara.operator.model.agent import AgentSpec
+from sara.operator.model.base import (
+    PRESERVE,
+    ConfigMapKeyRef,
+    Quantity,
+    Resources,
+    SecretKeyRef,
+    SpecBase,
+    Toleration,
+)
 
 GROUP = "clinical.sara.dev"
 VERSION = "v1alpha1"
@@ -29,24 +40,6 @@ API_VERSION = f"{GROUP}/{VERSION}"
 #: Longest CR name for which every child name (``<name>-fhir-headless`` …) stays a DNS label.
 MAX_NAME_LENGTH = 45
 DNS_LABEL = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
-
-Quantity = Annotated[
-    int | str,
-    Field(json_schema_extra={"x-kubernetes-int-or-string": True}),
-]
-"""A Kubernetes resource quantity (``10Gi``, ``500m``, ``2``)."""
-
-_PRESERVE: dict[str, Any] = {"x-kubernetes-preserve-unknown-fields": True}
-
-
-class _Spec(BaseModel):
-    model_config = ConfigDict(
-        alias_generator=to_camel,
-        populate_by_name=True,
-        extra="forbid",
-        frozen=True,
-        use_attribute_docstrings=False,
-    )
 
 
 class Engine(StrEnum):
@@ -72,53 +65,7 @@ class Preset(StrEnum):
     EMPTY = "empty"
 
 
-class WriteMode(StrEnum):
-    """What the agent does with a model's POST action (mirrors the agent's settings)."""
-
-    ACKNOWLEDGE = "acknowledge"
-    EXECUTE = "execute"
-    DRY_RUN = "dry-run"
-    DENY = "deny"
-
-
-class SecretKeyRef(_Spec):
-    """A key of a Secret in the ClinicalAgent's namespace."""
-
-    name: str = Field(description="Name of the Secret.", min_length=1, max_length=253)
-    key: str = Field(description="Key inside the Secret.", min_length=1, max_length=253)
-
-
-class ConfigMapKeyRef(_Spec):
-    """A key of a ConfigMap in the ClinicalAgent's namespace."""
-
-    name: str = Field(description="Name of the ConfigMap.", min_length=1, max_length=253)
-    key: str = Field("ca.crt", description="Key inside the ConfigMap.", min_length=1)
-
-
-class Toleration(_Spec):
-    """A Kubernetes toleration (same fields as core/v1 Toleration)."""
-
-    key: str | None = Field(None, description="Taint key; empty with Exists matches all.")
-    operator: Literal["Exists", "Equal"] = Field("Equal", description="Exists or Equal.")
-    value: str | None = Field(None, description="Taint value for operator Equal.")
-    effect: Literal["NoSchedule", "PreferNoSchedule", "NoExecute"] | None = Field(
-        None, description="Taint effect to match; empty matches all effects."
-    )
-    toleration_seconds: int | None = Field(
-        None, ge=0, description="How long a NoExecute taint is tolerated."
-    )
-
-
-class Resources(_Spec):
-    """Container resource requests and limits (core/v1 ResourceRequirements)."""
-
-    requests: dict[str, Quantity] = Field(
-        default_factory=dict, description="Minimum resources, e.g. {cpu: 500m, memory: 1Gi}."
-    )
-    limits: dict[str, Quantity] = Field(default_factory=dict, description="Maximum resources.")
-
-
-class Gpu(_Spec):
+class Gpu(SpecBase):
     """GPUs for the vLLM engine."""
 
     count: int = Field(1, ge=0, le=16, description="GPUs per model replica (vllm needs >= 1).")
@@ -149,7 +96,7 @@ RESERVED_VLLM_FLAGS = {
 }
 
 
-class Vllm(_Spec):
+class Vllm(SpecBase):
     """vLLM engine settings, rendered as `vllm serve` flags."""
 
     max_model_len: int | None = Field(
@@ -187,7 +134,7 @@ class Vllm(_Spec):
         return value
 
 
-class Cache(_Spec):
+class Cache(SpecBase):
     """The PersistentVolumeClaim that keeps downloaded weights across restarts."""
 
     size: Quantity = Field("30Gi", description="Size of the cache PVC.")
@@ -201,7 +148,7 @@ class Cache(_Spec):
     )
 
 
-class ExternalModel(_Spec):
+class ExternalModel(SpecBase):
     """An OpenAI-compatible model server the operator does not run."""
 
     base_url: str = Field(
@@ -210,7 +157,7 @@ class ExternalModel(_Spec):
     api_key_secret_ref: SecretKeyRef | None = Field(None, description="Bearer key of the server.")
 
 
-class ModelSpec(_Spec):
+class ModelSpec(SpecBase):
     """The language model the agent asks for its next action."""
 
     engine: Engine = Field(Engine.VLLM, description="vllm (GPU) | reference (CPU) | external.")
@@ -257,14 +204,14 @@ class ModelSpec(_Spec):
         return self
 
 
-class SyntheticSeed(_Spec):
+class SyntheticSeed(SpecBase):
     """Sara's synthetic EHR generator settings."""
 
     patients: int = Field(100, ge=1, le=100000, description="Patients to generate.")
     seed: int = Field(1, ge=0, le=2**31 - 1, description="Generator seed (same seed, same EHR).")
 
 
-class Seed(_Spec):
+class Seed(SpecBase):
     """Data loaded once into an empty managed FHIR server."""
 
     synthetic: SyntheticSeed | None = Field(
@@ -276,7 +223,7 @@ class Seed(_Spec):
     )
 
 
-class Storage(_Spec):
+class Storage(SpecBase):
     """The FHIR server's database volume."""
 
     size: Quantity = Field("10Gi", description="Size of the database PVC.")
@@ -286,7 +233,7 @@ class Storage(_Spec):
     )
 
 
-class ManagedFhir(_Spec):
+class ManagedFhir(SpecBase):
     """A HAPI FHIR server run by the operator."""
 
     preset: Preset = Field(
@@ -304,13 +251,13 @@ class ManagedFhir(_Spec):
     seed: Seed = Field(default_factory=Seed, description="Seed data (preset synthetic only).")
 
 
-class FhirAuth(_Spec):
+class FhirAuth(SpecBase):
     """Credentials for an external FHIR server."""
 
     secret_ref: SecretKeyRef = Field(description="Bearer token sent as Authorization header.")
 
 
-class ExternalFhir(_Spec):
+class ExternalFhir(SpecBase):
     """A FHIR R4 server the operator does not run."""
 
     base_url: str = Field(description="FHIR base URL.", pattern=r"^https?://", min_length=8)
@@ -320,7 +267,7 @@ class ExternalFhir(_Spec):
     )
 
 
-class FhirSpec(_Spec):
+class FhirSpec(SpecBase):
     """The FHIR R4 server the agent reads and writes."""
 
     mode: FhirMode = Field(FhirMode.MANAGED, description="managed (HAPI StatefulSet) | external.")
@@ -334,40 +281,7 @@ class FhirSpec(_Spec):
         return self
 
 
-class AgentSpec(_Spec):
-    """The agent service (`sara agent serve`)."""
-
-    image: str | None = Field(None, description="Image override (default: the Sara image).")
-    replicas: int = Field(2, ge=0, le=64, description="Agent replicas.")
-    max_rounds: int = Field(8, ge=1, le=64, description="Model rounds per task.")
-    prompt: Literal["medagentbench", "sara"] = Field("medagentbench", description="Prompt profile.")
-    write_mode: WriteMode = Field(
-        WriteMode.EXECUTE,
-        description="POST actions: acknowledge | execute | dry-run | deny (agent default).",
-    )
-    parse_mode: Literal["strict", "lenient"] = Field(
-        "strict", description="How strictly the model's text is read as one action."
-    )
-    api_key_secret_ref: SecretKeyRef | None = Field(
-        None,
-        description="Secret key holding the API keys (one per line); generated if absent.",
-    )
-    max_concurrent_tasks: int = Field(
-        64, ge=1, le=4096, description="Tasks one replica runs at once."
-    )
-    task_timeout_seconds: int = Field(
-        600,
-        ge=0,
-        le=86400,
-        description="Longest time a task may take (a FHIR call in flight is never cut); 0 = none.",
-    )
-    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
-        "INFO", description="Agent log level."
-    )
-    resources: Resources | None = Field(None, description="CPU/memory of the agent container.")
-
-
-class Monitoring(_Spec):
+class Monitoring(SpecBase):
     """Prometheus Operator integration."""
 
     service_monitor: bool = Field(
@@ -379,18 +293,18 @@ class Monitoring(_Spec):
     interval: str = Field("30s", pattern=r"^[0-9]+(ms|s|m|h)$", description="Scrape interval.")
 
 
-class PodDefaults(_Spec):
+class PodDefaults(SpecBase):
     """Settings applied to every generated pod."""
 
     security_context: dict[str, Any] | None = Field(
         None,
         description="Pod securityContext replacing the restricted default.",
-        json_schema_extra=_PRESERVE,
+        json_schema_extra=PRESERVE,
     )
     container_security_context: dict[str, Any] | None = Field(
         None,
         description="Container securityContext replacing the restricted default.",
-        json_schema_extra=_PRESERVE,
+        json_schema_extra=PRESERVE,
     )
     node_selector: dict[str, str] = Field(default_factory=dict, description="Node selector.")
     tolerations: list[Toleration] = Field(default_factory=list, description="Tolerations.")
@@ -400,7 +314,7 @@ class PodDefaults(_Spec):
     priority_class_name: str | None = Field(None, description="PriorityClass of every pod.")
 
 
-class ClinicalAgentSpec(_Spec):
+class ClinicalAgentSpec(SpecBase):
     """Desired state of a ClinicalAgent: model server, FHIR server and agent."""
 
     image: str | None = Field(
