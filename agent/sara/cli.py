@@ -42,6 +42,12 @@ def up(
     model_port: int = typer.Option(8001, help="Port of the reference model server."),
     agent_port: int = typer.Option(8000, help="Port of the agent API."),
     db: Path = typer.Option(Path("var/sara-fhir.sqlite"), help="SQLite file of the FHIR server."),
+    runs: Path = typer.Option(Path("var/runs.db"), help="SQLite run store of the agent."),
+    write_mode: str = typer.Option(
+        "approve",
+        help="What the agent does with an order: approve (held for sign-off), execute, "
+        "dry-run, deny, acknowledge.",
+    ),
     patients: int = typer.Option(100, min=1, help="Synthetic patients to chart (first start)."),
     seed: int = typer.Option(1, help="Seed of the synthetic EHR."),
     latency: float = typer.Option(0.0, min=0.0, help="Extra seconds per model call."),
@@ -63,6 +69,8 @@ def up(
         model_port=model_port,
         agent_port=agent_port,
         db=db,
+        runs=runs,
+        write_mode=write_mode,
         patients=patients,
         seed=seed,
         latency=latency,

@@ -34,6 +34,8 @@ class StackConfig:
     model_port: int = 8001
     agent_port: int = 8000
     db: Path = Path("var/sara-fhir.sqlite")
+    runs: Path = Path("var/runs.db")
+    write_mode: str = "approve"
     patients: int = 100
     seed: int = 1
     latency: float = 0.0
@@ -93,7 +95,8 @@ def services(cfg: StackConfig, api_key: str) -> list[Service]:
         _sara(
             "agent", "serve", "--host", cfg.host, "--port", str(cfg.agent_port),
             "--fhir-url", cfg.fhir_url, "--model-url", cfg.model_url,
-            "--model", "sara-reference-policy",
+            "--model", "sara-reference-policy", "--store", f"sqlite:///{cfg.runs}",
+            "--write-mode", cfg.write_mode,
         ),
         ready_url=f"{cfg.agent_url}/readyz",
         env={"SARA_AGENT_API_KEYS": api_key},
@@ -172,6 +175,13 @@ def banner(cfg: StackConfig, api_key: str, mrn: str | None = None) -> str:
             f"  model server   : {cfg.model_url}",
             f"  agent API      : {cfg.agent_url}  (docs: {cfg.agent_url}/docs)",
             f"  metrics        : {cfg.agent_url}/metrics",
+            f"  run history    : {cfg.runs}  (GET {cfg.agent_url}/v1/tasks)",
+            f"  orders         : {cfg.write_mode}"
+            + (
+                "  (each order waits for a clinician's sign-off)"
+                if cfg.write_mode == "approve"
+                else ""
+            ),
             *(
                 [f"  logs           : {cfg.log_dir}/{{fhir,model,agent}}.log"]
                 if cfg.log_dir

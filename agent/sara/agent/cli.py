@@ -33,7 +33,15 @@ _MODEL_URL = typer.Option(
     None, "--model-url", help="OpenAI-compatible base URL, e.g. http://127.0.0.1:8001/v1."
 )
 _MODEL = typer.Option(None, "--model", help="Model name sent to the model server.")
-_WRITE = typer.Option(None, "--write-mode", help="acknowledge | execute | dry-run | deny.")
+_WRITE = typer.Option(
+    None, "--write-mode", help="acknowledge | execute | dry-run | deny | approve (sign-off)."
+)
+_STORE = typer.Option(
+    None,
+    "--store",
+    help="Run store: sqlite:///path/runs.db (default sqlite:///var/runs.db) or "
+    "postgresql://user:pass@host:5432/db.",
+)
 _PARSE = typer.Option(None, "--parse-mode", help="strict | lenient.")
 _PROMPT = typer.Option(None, "--prompt", help="Prompt profile: medagentbench | sara.")
 _PROTOCOL = typer.Option(
@@ -71,8 +79,11 @@ def serve(
     host: str | None = typer.Option(None, "--host", help="Interface to listen on."),
     port: int | None = typer.Option(None, "--port", help="Port to listen on (default 8000)."),
     api_keys_file: Path | None = typer.Option(
-        None, "--api-keys-file", help="File with one bearer API key per line (a mounted Secret)."
+        None,
+        "--api-keys-file",
+        help="Bearer API keys: one per line (every role), or YAML [{name, roles, key}].",
     ),
+    store: str | None = _STORE,
     no_auth: bool = typer.Option(False, "--no-auth", help="Accept requests without an API key."),
     write_mode: str | None = _WRITE,
     parse_mode: str | None = _PARSE,
@@ -96,6 +107,7 @@ def serve(
         host=host,
         port=port,
         api_keys_file=api_keys_file,
+        store=store,
         no_auth=True if no_auth else None,
         write_mode=write_mode,
         parse_mode=parse_mode,
@@ -134,6 +146,34 @@ def serve(
     uvicorn.Server(config).run()
 
 
+@app.command()
+def migrate(store: str | None = _STORE) -> None:
+    """Bring the run store's schema to this version (serve also does it at start-up)."""
+    import asyncio
+
+    from sara.agent.store import migrate as migrations
+
+    settings = _settings(store=store)
+
+    async def upgrade() -> tuple[str | None, str]:
+        engine = migrations.create_engine(settings.store)
+        try:
+            before = await migrations.current(engine)
+            return before, await migrations.upgrade(engine)
+        finally:
+            await engine.dispose()
+
+    try:
+        before, after = asyncio.run(upgrade())
+    except OSError as exc:
+        raise UserError(f"run store {migrations.safe_url(settings.store)}: {exc}") from exc
+    where = migrations.safe_url(settings.store)
+    if before == after:
+        typer.echo(f"{where}: already at revision {after}")
+    else:
+        typer.echo(f"{where}: migrated from revision {before or '(empty)'} to {after}")
+
+
 def run(
     instruction: str = typer.Argument(..., help="The task, in plain language."),
     context: str = typer.Option("", "--context", help="Context given to the model with the task."),
@@ -156,6 +196,12 @@ def run(
     import asyncio
 
     from sara.common import logs
+
+    if write_mode == "approve":
+        raise UserError(
+            "write mode approve needs the agent service (sara agent serve): a pending order "
+            "waits there for a clinician's signature; use dry-run or deny here"
+        )
 
     settings = _settings(
         fhir_url=fhir_url,
