@@ -209,11 +209,11 @@ async def create_task(
         service.runner.cancel_soon(task_id, "client disconnected")
         log.info("task_cancelled", task_id=task_id, reason="client disconnected")
         return Response(status_code=499, headers=headers)
-    task = await service.runner.store.get(task_id)
-    if task is None or task.result is None:
-        view = task.to_dict() if task else {"id": task_id}
-        return JSONResponse(view, status_code=202, headers=headers)
-    return Response(task.result, media_type="application/json", headers=headers)
+    if live.result is not None:
+        return JSONResponse(live.result.to_dict(), headers=headers)
+    task = await service.runner.store.get(task_id)  # waiting for sign-off, or stopped
+    view = task.to_dict() if task else {"id": task_id}
+    return JSONResponse(view, status_code=202, headers=headers)
 
 
 async def _until_done(live: Live, receive: Receive) -> bool:

@@ -41,6 +41,7 @@ from sara.agent.events import (
     FhirResponse,
     Finished,
     Paused,
+    TaskResult,
 )
 from sara.agent.loop import Loop, Resume, TaskSpec
 from sara.agent.metrics import AgentMetrics
@@ -77,6 +78,7 @@ class Live:
         self.job: asyncio.Task[None] | None = None
         self.ended = asyncio.Event()
         self.written: asyncio.Future[None] | None = None  # a signed write has its answer
+        self.result: TaskResult | None = None  # the whole result (the store's is bounded)
 
     def publish(self, frame: Frame) -> None:
         self.frames.append(frame)
@@ -283,6 +285,7 @@ class Runner:
                 "patient": patient,
             }
             await self._durable(segment.task_id, [frame], update, "finish")
+            live.result = result
             live.publish(frame)
             return
         self._record(segment.task_id, [frame], None)
