@@ -146,7 +146,7 @@ async def start(c: httpx.AsyncClient, key: str = SIGNER, **body: Any) -> str:
 async def test_approve_writes_exactly_the_payload_shown(keyfile: Path) -> None:
     posts: list[httpx.Request] = []
     audit = MemoryAuditSink()
-    async with running(keyfile, fhir_posts=posts, audit=audit) as (app, c):
+    async with running(keyfile, fhir_posts=posts, audit=audit) as (_app, c):
         task_id = await start(c, key=KIOSK)
         view = await until(c, task_id, "awaiting_approval")
         assert view["patient"] == MRN and view["principal"] == "kiosk"
@@ -195,7 +195,7 @@ async def test_approve_writes_exactly_the_payload_shown(keyfile: Path) -> None:
 
 async def test_deny_tells_the_model_and_writes_nothing(keyfile: Path) -> None:
     posts: list[httpx.Request] = []
-    async with running(keyfile, fhir_posts=posts) as (app, c):
+    async with running(keyfile, fhir_posts=posts) as (_app, c):
         task_id = await start(c)
         (pending,) = (await until(c, task_id, "awaiting_approval"))["actions"]
         r = await c.post(
@@ -216,7 +216,7 @@ async def test_deny_tells_the_model_and_writes_nothing(keyfile: Path) -> None:
 
 async def test_orders_for_another_patient_are_refused_before_anyone_signs(keyfile: Path) -> None:
     other = {**ORDER, "subject": {"reference": "Patient/S0000001"}}
-    async with running(keyfile, model=policy(other)) as (app, c):
+    async with running(keyfile, model=policy(other)) as (_app, c):
         task_id = await start(c)
         done = await until(c, task_id, "finished")
         assert done["actions"] == []
@@ -224,7 +224,7 @@ async def test_orders_for_another_patient_are_refused_before_anyone_signs(keyfil
 
 
 async def test_an_unsigned_order_expires_and_the_model_hears_it(keyfile: Path) -> None:
-    async with running(keyfile, approval_ttl_seconds=0.3, worker_lease_seconds=1.0) as (app, c):
+    async with running(keyfile, approval_ttl_seconds=0.3, worker_lease_seconds=1.0) as (_app, c):
         task_id = await start(c)
         (pending,) = (await until(c, task_id, "awaiting_approval"))["actions"]
         done = await until(c, task_id, "finished")
@@ -239,7 +239,7 @@ async def test_an_unsigned_order_expires_and_the_model_hears_it(keyfile: Path) -
 
 
 async def test_roles_limit_what_each_key_sees_and_does(keyfile: Path) -> None:
-    async with running(keyfile) as (app, c):
+    async with running(keyfile) as (_app, c):
         mine = await start(c, key=KIOSK)
         theirs = await start(c, key=SIGNER)
         await until(c, mine, "awaiting_approval")
@@ -272,7 +272,7 @@ async def test_roles_limit_what_each_key_sees_and_does(keyfile: Path) -> None:
 async def test_json_waits_then_answers_202_at_the_pause_and_sse_streams_through_it(
     keyfile: Path,
 ) -> None:
-    async with running(keyfile) as (app, c):
+    async with running(keyfile) as (_app, c):
         r = await c.post("/v1/tasks", json=TASK, headers=auth(SIGNER))
         assert r.status_code == 202 and r.json()["status"] == "awaiting_approval"
 
@@ -310,7 +310,7 @@ async def test_json_waits_then_answers_202_at_the_pause_and_sse_streams_through_
 
 
 async def test_last_event_id_resumes_without_loss_or_duplicates(keyfile: Path) -> None:
-    async with running(keyfile, write_mode="execute") as (app, c):
+    async with running(keyfile, write_mode="execute") as (_app, c):
         task_id = await start(c)
         await until(c, task_id, "finished")
         full = (await c.get(f"/v1/tasks/{task_id}/events", headers=auth(SIGNER))).text
