@@ -2,14 +2,21 @@
 
 Once per session: ``sara ehr generate --patients-from patients.json --patients 100 --scale small``
 charts the first 100 real MedAgentBench patients (all 98 task patients among them; the other 400
-stay demographics-only, as on the benchmark's server), ``sara fhir serve --load`` serves them,
-and ``sara model serve --policy reference`` answers as the reference policy. Every process gets
-an OS-assigned port and is stopped in teardown.
+stay demographics-only, as on the benchmark's server), ``sara fhir serve --load`` loads them
+(``ehr_db``), a copy is served (``ehr_fhir``), and ``sara model serve --policy reference``
+answers as the reference policy. Every process gets an OS-assigned port and is stopped in
+teardown.
 
 Loading about 200K records takes a minute or two, so the loaded SQLite database is cached outside
 the repository (``$SARA_TEST_CACHE``, default ``~/.cache/sara-tests``) under a key hashing the
 EHR generator's and FHIR server's sources and ``patients.json``: any change to them rebuilds it.
-Each session serves a fresh copy. ``SARA_TEST_CACHE=off`` always rebuilds.
+Each session serves a fresh copy; modules that write to the FHIR server serve one of their own
+(``ehr_fhir_copy``), so the shared ``ehr_fhir`` stays as loaded. ``SARA_TEST_CACHE=off`` always
+rebuilds.
+
+Child processes inherit no ``SARA_AGENT_*`` variable from the test runner (only what a test passes
+explicitly), and every ``sara agent serve`` started through ``start_sara`` keeps its run store in
+a temporary directory (``--store``): never ``var/runs.db`` in the checkout.
 """
 
 from __future__ import annotations
@@ -62,6 +69,7 @@ class Proc:
     ready_path: str
     port: int
     log: Path
+    env: dict[str, str] = field(default_factory=dict)  # on top of the runner's, every start
     process: subprocess.Popen[bytes] | None = None
     history: list[int] = field(default_factory=list)
 
@@ -70,12 +78,14 @@ class Proc:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self, timeout: float = 60, extra: list[str] | None = None) -> None:
+        """Start (or start again, on the same port and with the same arguments and env)."""
+        inherited = {k: v for k, v in os.environ.items() if not k.startswith("SARA_AGENT_")}
         with self.log.open("ab") as sink:
             self.process = subprocess.Popen(
                 [SARA, *self.args, "--host", "127.0.0.1", "--port", str(self.port), *(extra or [])],
                 stdout=sink,
                 stderr=subprocess.STDOUT,
-                env={**os.environ, "NO_PROXY": "127.0.0.1", "no_proxy": "127.0.0.1"},
+                env={**inherited, "NO_PROXY": "127.0.0.1", "no_proxy": "127.0.0.1", **self.env},
             )
         self.history.append(self.process.pid)
         wait_http(self.root + self.ready_path, self.process, self.log, timeout)
@@ -142,26 +152,56 @@ def _build_ehr_db(patients: Path, db: Path) -> None:
 
 
 @pytest.fixture(scope="session")
-def ehr_fhir(mab_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Proc]:
-    """The embedded FHIR server holding the EHR charted for the real patients."""
-    tmp = tmp_path_factory.mktemp("ehr")
+def ehr_db(mab_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The loaded EHR database (cached across sessions). Never served itself: servers get
+    copies, so it stays exactly as loaded."""
     patients = mab_dir / "patients.json"
     setting = os.environ.get("SARA_TEST_CACHE", str(Path.home() / ".cache" / "sara-tests"))
     if setting == "off":
-        _build_ehr_db(patients, tmp / "fhir.db")
-    else:
-        cache = Path(setting)
-        cache.mkdir(parents=True, exist_ok=True)
-        cached = cache / f"ehr-{_ehr_key(patients)}.db"
-        if not cached.exists():
-            for stale in cache.glob("ehr-*.db"):
-                stale.unlink()
-            _build_ehr_db(patients, cached)
-        shutil.copyfile(cached, tmp / "fhir.db")
+        db = tmp_path_factory.mktemp("ehr-build") / "fhir.db"
+        _build_ehr_db(patients, db)
+        return db
+    cache = Path(setting)
+    cache.mkdir(parents=True, exist_ok=True)
+    cached = cache / f"ehr-{_ehr_key(patients)}.db"
+    if not cached.exists():
+        for stale in cache.glob("ehr-*.db"):
+            stale.unlink()
+        _build_ehr_db(patients, cached)
+    return cached
+
+
+def _serve_copy(db: Path, tmp: Path) -> Proc:
+    """A FHIR server on a fresh copy of ``db`` in ``tmp`` (the caller stops it)."""
+    shutil.copyfile(db, tmp / "fhir.db")
     server = _fhir(tmp / "fhir.db", tmp / "fhir.log")
-    server.start(timeout=300)
+    try:
+        server.start(timeout=300)
+    except BaseException:
+        server.stop()
+        raise
+    return server
+
+
+@pytest.fixture(scope="session")
+def ehr_fhir(ehr_db: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Proc]:
+    """The embedded FHIR server holding the EHR charted for the real patients, shared by the
+    session: tests that write to it use ``ehr_fhir_copy``."""
+    server = _serve_copy(ehr_db, tmp_path_factory.mktemp("ehr"))
     yield server
     server.stop()
+
+
+@pytest.fixture(scope="module")
+def ehr_fhir_copy(ehr_db: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Proc]:
+    """A FHIR server of the module's own on a fresh copy of the same EHR: what the module
+    writes (signed orders) never reaches ``ehr_fhir``."""
+    tmp = tmp_path_factory.mktemp("ehr-copy")
+    server = _serve_copy(ehr_db, tmp)
+    yield server
+    server.stop()
+    for path in tmp.glob("fhir.db*"):  # a few hundred MB: not kept with pytest's old tmp dirs
+        path.unlink()
 
 
 def model_server(tmp: Path, latency: float = 0.0) -> Proc:
@@ -195,18 +235,20 @@ def slow_reference_model(tmp_path_factory: pytest.TempPathFactory) -> Iterator[P
 def start_sara(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     """Start more ``sara`` processes on free ports: ``start_sara(args, ready_path, env)``.
 
-    Every process started through it is stopped when the module's tests are done.
+    ``env`` is added to the process's environment at every (re)start. An ``agent serve`` without
+    ``--store`` gets a fresh SQLite run store in a temporary directory. Every process started
+    through it is stopped when the module's tests are done.
     """
     started: list[Proc] = []
     tmp = tmp_path_factory.mktemp("procs")
 
     def start(args: list[str], ready_path: str, env: dict[str, str] | None = None) -> Proc:
-        proc = Proc(args, ready_path, free_port(), tmp / f"{args[0]}-{len(started)}.log")
-        with pytest.MonkeyPatch.context() as mp:
-            for key, value in (env or {}).items():
-                mp.setenv(key, value)
-            proc.start(timeout=120)
-        started.append(proc)
+        n = len(started)
+        if args[:2] == ["agent", "serve"] and "--store" not in args:
+            args = [*args, "--store", f"sqlite:///{tmp / f'runs-{n}.db'}"]
+        proc = Proc(args, ready_path, free_port(), tmp / f"{args[0]}-{n}.log", env=dict(env or {}))
+        started.append(proc)  # stopped in teardown even when it never became ready
+        proc.start(timeout=120)
         return proc
 
     yield start

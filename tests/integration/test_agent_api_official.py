@@ -33,7 +33,8 @@ def agent(
     start_sara: Any,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Any:
-    audit = tmp_path_factory.mktemp("audit") / "audit.jsonl"
+    tmp = tmp_path_factory.mktemp("agent")
+    audit = tmp / "audit.jsonl"
     proc = start_sara(
         [
             "agent", "serve",
@@ -44,6 +45,7 @@ def agent(
             "--write-mode", "acknowledge",
             "--functions-file", str(mab_dir / "funcs_v1.json"),
             "--audit-sink", str(audit),
+            "--store", f"sqlite:///{tmp / 'runs.db'}",  # never var/runs.db in the checkout
             "--max-concurrent-tasks", "32",
         ],
         "/healthz",

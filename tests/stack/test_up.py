@@ -47,7 +47,8 @@ def stack(tmp_path: Path):  # type: ignore[no-untyped-def]
         [
             sys.executable, "-m", "sara.cli", "up",
             "--fhir-port", str(fhir), "--model-port", str(model), "--agent-port", str(agent),
-            "--db", str(tmp_path / "fhir.sqlite"), "--patients", "5",
+            "--db", str(tmp_path / "fhir.sqlite"), "--runs", str(tmp_path / "runs.db"),
+            "--patients", "5",
             "--ready-timeout", "180", "--log-dir", str(tmp_path / "logs"),
         ],
         stdout=subprocess.PIPE,

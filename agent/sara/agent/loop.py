@@ -327,6 +327,8 @@ class Loop:
                     prepared = self.actions.prepare(action, state.patient)
                     if isinstance(prepared, PendingWrite):
                         request = self._approval(rnd, prepared)
+                        if self.audit is not None:  # the reads so far are on disk before the
+                            self.audit.flush()  # pause, which may last the whole TTL
                         yield request
                         ended = paused = True
                         yield Paused(
