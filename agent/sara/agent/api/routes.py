@@ -26,7 +26,7 @@ from starlette.types import Receive, Scope, Send
 
 from sara.agent import sse
 from sara.agent.api.auth import ANONYMOUS, Principal
-from sara.agent.api.runner import Frame, Live
+from sara.agent.api.live import Frame, Live
 from sara.agent.api.service import AUTH_DISABLED_WARNING, AgentService
 from sara.agent.loop import TaskSpec
 from sara.agent.settings import ParseMode, WriteMode

@@ -32,6 +32,7 @@ import orjson
 import structlog
 
 from sara.agent.api.limits import Gate
+from sara.agent.api.live import Frame, Live
 from sara.agent.audit import AuditSink, DecisionRecord
 from sara.agent.events import (
     ApprovalDecided,
@@ -41,7 +42,6 @@ from sara.agent.events import (
     FhirResponse,
     Finished,
     Paused,
-    TaskResult,
 )
 from sara.agent.loop import Loop, Resume, TaskSpec
 from sara.agent.metrics import AgentMetrics
@@ -54,47 +54,6 @@ POLL_SECONDS = 0.5  # how often a follower of a task on another replica looks fo
 PRUNE_EVERY_SECONDS = 3600.0
 RESULT_MAX_BYTES = 4 * 1024 * 1024
 SHUTDOWN_REASON = "the agent shut down while this task ran; it was not re-run"
-
-
-@dataclass
-class Frame:
-    """One event for a follower: already-encoded JSON (stored) or a dict (live)."""
-
-    seq: int
-    kind: str
-    text: str
-
-
-class Live:
-    """The events of a segment running on this replica, for its followers."""
-
-    def __init__(self, task_id: str, first_seq: int) -> None:
-        self.task_id = task_id
-        self.first_seq = first_seq
-        self.frames: list[Frame] = []
-        self.done = False
-        self.changed = asyncio.Event()
-        self.stop: tuple[str, str] | None = None  # (status, reason) when cancelled on purpose
-        self.job: asyncio.Task[None] | None = None
-        self.ended = asyncio.Event()
-        self.written: asyncio.Future[None] | None = None  # a signed write has its answer
-        self.result: TaskResult | None = None  # the whole result (the store's is bounded)
-
-    def publish(self, frame: Frame) -> None:
-        self.frames.append(frame)
-        self._wake()
-
-    def finish(self) -> None:
-        self.done = True
-        self.ended.set()
-        self._wake()
-
-    def _wake(self) -> None:
-        changed, self.changed = self.changed, asyncio.Event()
-        changed.set()
-
-    def since(self, last: int) -> list[Frame]:
-        return self.frames[max(0, last + 1 - self.first_seq) :]
 
 
 @dataclass
@@ -214,10 +173,28 @@ class Runner:
         started.set()
         return live
 
-    async def _resume(self, task: Task, action: Action, decision: str) -> Live:
-        options = task.options()
-        data = orjson.loads(task.checkpoint or "null")
-        checkpoint = Checkpoint.from_dict(data)
+    async def _resume(self, task: Task, action: Action, decision: str) -> Live | None:
+        """Go on with a claimed task; a checkpoint that cannot be resumed interrupts it."""
+        try:
+            checkpoint = Checkpoint.from_dict(orjson.loads(task.checkpoint or "null"))
+            options = task.options()
+            loop = self.loop_for(options)
+        except Exception:
+            log.exception("resume_failed", task_id=task.id)
+            self.metrics.store_errors.labels("resume").inc()
+            with contextlib.suppress(Exception):
+                await self._durable(
+                    task.id,
+                    [],
+                    {
+                        "status": "interrupted",
+                        "reason": "its saved state could not be resumed (see the agent log)",
+                        "finished_at": datetime.now(UTC),
+                        "owner": None,
+                    },
+                    "resume",
+                )
+            return None
         spec = TaskSpec(
             task.instruction,
             task.context,
@@ -235,7 +212,7 @@ class Runner:
             body=action.payload,
             payload_sha256=action.payload_sha256,
         )
-        segment = _Segment(task.id, task.last_seq, task.patient, self.loop_for(options), spec)
+        segment = _Segment(task.id, task.last_seq, task.patient, loop, spec)
         self.gate.enter()
         return self._launch(segment, resume)
 
@@ -408,7 +385,7 @@ class Runner:
         )
         self._decided(claimed.action, principal)
         live = await self._resume(claimed.task, claimed.action, decision)
-        if decision == "approved":
+        if decision == "approved" and live is not None:
             live.written = asyncio.get_running_loop().create_future()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(asyncio.shield(live.written), wait_seconds)
