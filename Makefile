@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install browser postgres run test check fmt clean bench
+.PHONY: install browser console-tools postgres prometheus run test check fmt clean bench
 
 $(STAMP): pyproject.toml scripts/install-k8s-tools.sh
 	$(PYTHON) -m venv $(VENV)
@@ -18,13 +18,19 @@ install: $(STAMP)  ## create .venv with Sara, test tools, helm and kubectl
 browser:  ## Debian's chromium for the browser test (root + apt-get; otherwise a note)
 	bash scripts/install-browser.sh
 
+console-tools:  ## axe-core (npm, pinned) into .tools/npm for the console's accessibility test
+	bash scripts/install-console-tools.sh
+
 postgres:  ## Debian's postgresql for the database tests (root + apt-get; otherwise a note)
 	bash scripts/install-postgres.sh
+
+prometheus:  ## Debian's prometheus + promtool for the monitoring tests (root + apt-get; otherwise a note)
+	bash scripts/install-prometheus.sh
 
 run: install  ## the whole local stack on embedded defaults (FHIR + reference model + agent)
 	$(BIN)/sara up
 
-test: install browser postgres  ## the full test suite
+test: install browser console-tools postgres prometheus  ## the full test suite
 	$(BIN)/python -m pytest
 
 check: install  ## formatting, lint, types, architecture contracts

@@ -327,6 +327,8 @@ class Loop:
                     prepared = self.actions.prepare(action, state.patient)
                     if isinstance(prepared, PendingWrite):
                         request = self._approval(rnd, prepared)
+                        if self.metrics is not None:
+                            self.metrics.write(prepared.resource_type, "pending")
                         if self.audit is not None:  # the reads so far are on disk before the
                             self.audit.flush()  # pause, which may last the whole TTL
                         yield request
@@ -383,7 +385,11 @@ class Loop:
                 self.metrics.tasks_in_flight.dec()
             if not ended:
                 if self.metrics:
-                    self.metrics.task_finished("cancelled", state.rounds)
+                    self.metrics.task_finished(
+                        "cancelled",
+                        state.rounds,
+                        state.active_before + time.perf_counter() - started,
+                    )
                 if self.audit is not None:
                     self.audit.flush()
                 tlog.info("task_cancelled", rounds=state.rounds)
@@ -392,9 +398,9 @@ class Loop:
         if paused:
             tlog.info("task_awaiting_approval", rounds=state.rounds)
             return
-        if self.metrics:
-            self.metrics.task_finished(status, state.rounds)
         elapsed = time.perf_counter() - started
+        if self.metrics:
+            self.metrics.task_finished(status, state.rounds, state.active_before + elapsed)
         tlog.info(
             "task_finished", status=status, rounds=state.rounds, elapsed_ms=round(elapsed * 1000, 1)
         )
@@ -509,6 +515,8 @@ class Loop:
         if state.patient is None and call.patient and call.method == "GET" and call.sent:
             state.patient = call.patient
         if self.metrics is not None:
+            if call.method == "POST":
+                self.metrics.write(call.resource_type, call.outcome)
             if call.blocked:
                 self.metrics.blocked(call.method, call.blocked)
             elif call.sent:

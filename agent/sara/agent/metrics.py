@@ -17,6 +17,24 @@ _ROUNDS = (1, 2, 3, 4, 5, 6, 7, 8, 10, 12, 16, 24, 32, 64)
 STATUS_LABELS: dict[str, str] = {s: s.replace(" ", "_") for s in STATUSES}
 METHODS = ("GET", "POST")
 DECISIONS = ("approved", "denied", "expired", "cancelled")
+#: What became of a write the model asked for (``sara_fhir_writes_total{outcome}``).
+WRITE_OUTCOMES = (
+    "written", "failed", "acknowledged", "dry_run", "denied", "blocked", "invalid", "pending",
+)  # fmt: skip
+_WRITE_OUTCOME = {
+    "ok": "written",
+    "http_error": "failed",
+    "transport_error": "failed",
+    "acknowledged": "acknowledged",
+    "dry_run": "dry_run",
+    "dry_run_invalid": "invalid",
+    "invalid": "invalid",
+    "denied": "denied",
+    "blocked": "blocked",
+    "pending": "pending",
+}
+_TASK_SECONDS = (0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20, 30, 60, 120, 300, 600)
+CONSOLE_READS = ("ok", "http_error", "transport_error", "blocked", "too_large", "not_json")
 
 
 def status_class(status: int | None) -> str:
@@ -83,6 +101,20 @@ class AgentMetrics:
             registry=r,
         )
         self.tasks = Counter("sara_tasks", "Tasks by final status.", ["status"], registry=r)
+        self.task_duration = Histogram(
+            "sara_task_duration_seconds",
+            "Time a task ran, by final status (sign-off waits excluded).",
+            ["status"],
+            buckets=_TASK_SECONDS,
+            registry=r,
+        )
+        self.fhir_writes = Counter(
+            "sara_fhir_writes",
+            "Writes (POST actions) the model asked for, by what became of them: written, "
+            "failed, acknowledged, dry_run, denied, blocked, invalid, pending (held for sign-off).",
+            ["resource_type", "outcome"],
+            registry=r,
+        )
         self.task_rounds = Histogram(
             "sara_task_rounds", "Model rounds per finished task.", buckets=_ROUNDS, registry=r
         )
@@ -110,6 +142,12 @@ class AgentMetrics:
             "sara_run_store_errors",
             "Run store operations that failed (the task goes on; the log says which).",
             ["operation"],
+            registry=r,
+        )
+        self.console_reads = Counter(
+            "sara_console_reads",
+            "FHIR reads the clinician console asked for to show a run's artifacts, by outcome.",
+            ["outcome"],
             registry=r,
         )
         self.api_rejected = Counter(
@@ -146,15 +184,26 @@ class AgentMetrics:
         if completion_tokens:
             self.completion_tokens.labels(model).inc(completion_tokens)
 
-    def task_finished(self, status: str, rounds: int) -> None:
+    def task_finished(self, status: str, rounds: int, seconds: float | None = None) -> None:
         """Count a task by final status (``cancelled`` when its consumer went away)."""
-        self.tasks.labels(STATUS_LABELS.get(status, "cancelled")).inc()
+        label = STATUS_LABELS.get(status, "cancelled")
+        self.tasks.labels(label).inc()
         self.task_rounds.observe(rounds)
+        if seconds is not None:
+            self.task_duration.labels(label).observe(max(0.0, seconds))
+
+    def write(self, resource_type: str | None, outcome: str) -> None:
+        """Count one write the model asked for by what became of it."""
+        label = _WRITE_OUTCOME.get(outcome, "invalid")
+        self.fhir_writes.labels(self.resource_label(resource_type), label).inc()
 
     def decided(self, outcome: str, seconds: float) -> None:
         label = outcome if outcome in DECISIONS else "other"
         self.approval_decisions.labels(label).inc()
         self.approval_wait.labels(label).observe(max(0.0, seconds))
+
+    def console_read(self, outcome: str) -> None:
+        self.console_reads.labels(outcome if outcome in CONSOLE_READS else "other").inc()
 
     def exposition(self) -> bytes:
         return generate_latest(self.registry)

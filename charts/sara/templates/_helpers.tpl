@@ -51,3 +51,28 @@ app.kubernetes.io/part-of: sara
 {{- define "sara.image" -}}
 {{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) }}
 {{- end }}
+
+{{/* "true" when a monitoring object is wanted: its value is true, or "auto" and the cluster
+serves the Prometheus Operator kind (dict: value, kind, root). Empty otherwise. */}}
+{{- define "sara.monitoringOn" -}}
+{{- if eq (toString .value) "auto" -}}
+{{- if .root.Capabilities.APIVersions.Has (printf "monitoring.coreos.com/v1/%s" .kind) }}true{{ end -}}
+{{- else if eq (toString .value) "true" -}}
+true
+{{- end -}}
+{{- end }}
+
+{{/* The `for`, labels and runbook_url of one alert (dict: name, root). */}}
+{{- define "sara.alertLabels" -}}
+{{- $a := index .root.Values.prometheusRule.alerts .name -}}
+for: {{ $a.for }}
+labels:
+  severity: {{ $a.severity }}
+  {{- with .root.Values.prometheusRule.alertLabels }}
+  {{- toYaml . | nindent 2 }}
+  {{- end }}
+{{- end }}
+
+{{- define "sara.runbook" -}}
+{{ .root.Values.prometheusRule.runbookUrl }}#{{ lower .name }}
+{{- end }}
