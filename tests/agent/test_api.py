@@ -21,6 +21,7 @@ from sara.agent.api.limits import BodyLimit
 from sara.agent.audit import MemoryAuditSink
 from sara.agent.errors import ConfigError
 from sara.agent.events import STATUSES
+from sara.agent.metrics import WRITE_OUTCOMES
 from sara.agent.settings import AgentSettings
 from sara.agent.urlguard import DEFAULT_READ_TYPES, DEFAULT_WRITE_TYPES, REASONS
 
@@ -305,6 +306,7 @@ async def test_metrics_labels_are_a_closed_set() -> None:
         | set(REASONS)
         | {"ok", "invalid", "error", "context_limit", "unauthorized", "saturated", "body_too_large"}
         | {"cancelled"}
+        | set(WRITE_OUTCOMES)
     )
     seen = set()
     for family in text_string_to_metric_families(text):
@@ -317,6 +319,7 @@ async def test_metrics_labels_are_a_closed_set() -> None:
                 assert value in allowed, (sample.name, name, value)
     assert MRN not in text and "Peter" not in text and "http" not in text.replace("# HELP", "")
     assert {"Observation", "host", "resource_type", "completed", "agent_invalid_action"} <= seen
+    assert "written" in seen  # the POST, sent: sara_fhir_writes_total{outcome="written"}
     for name in (
         "sara_fhir_requests_total",
         "sara_fhir_request_duration_seconds_bucket",

@@ -147,6 +147,7 @@ def test_write_and_duration_metrics_have_the_labels_the_panels_group_by() -> Non
     assert used["sara_fhir_writes"] <= {"outcome", "resource_type"} | SCRAPE_LABELS
     assert used["sara_task_duration_seconds"] <= {"status", "le"} | SCRAPE_LABELS
 
+
 def _vllm_fixture() -> dict[str, set[str]]:
     """Sample name -> label names, from the pinned vLLM's /metrics fixture."""
     out: dict[str, set[str]] = {}

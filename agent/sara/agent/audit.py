@@ -8,7 +8,9 @@ logs. The loop flushes the sink before it yields a task's final event.
 Outcomes: ``ok``, ``http_error``, ``transport_error``, ``blocked``, ``acknowledged``,
 ``dry_run``, ``dry_run_invalid``, ``denied``, ``invalid``. A write a clinician signed (write
 mode ``approve``) names the signer (``signed_by``); each decision on a pending write is a
-:class:`DecisionRecord` (``"kind": "decision"``) in the same stream.
+:class:`DecisionRecord` (``"kind": "decision"``) in the same stream. A read the clinician
+console makes to show a run's artifacts (``sara.agent.api.artifacts``) is marked
+``"via": "console"``, its caller the console's user.
 """
 
 from __future__ import annotations
@@ -35,11 +37,13 @@ class AuditRecord:
     duration_ms: float
     outcome: str
     signed_by: str | None = None  # the clinician who signed this write (write mode approve)
+    via: str | None = None  # "console": a clinician's console read a task's request again
 
     def to_json(self) -> str:
         data = asdict(self)
-        if data["signed_by"] is None:
-            del data["signed_by"]
+        for optional in ("signed_by", "via"):
+            if data[optional] is None:
+                del data[optional]
         return json.dumps(data, separators=(",", ":"))
 
 

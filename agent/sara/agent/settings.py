@@ -7,11 +7,17 @@ so renaming a field here is a breaking change for deployed clusters.
 
 from __future__ import annotations
 
+from datetime import datetime
 from enum import StrEnum
 from pathlib import Path
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from sara.common.clock import BENCH_NOW_ISO
+
+#: ``console_now`` value that makes the console's templates state the real current time.
+LIVE_CLOCK = "live"
 
 
 class WriteMode(StrEnum):
@@ -95,3 +101,22 @@ class AgentSettings(BaseSettings):
     # Observability.
     log_level: str = "INFO"
     audit_sink: str = "stdout"  # "stdout" or a file path (JSON lines)
+
+    # The clinician console (served at /): the "now" its workflow templates state in a task's
+    # context ("It's … now."). The default is the benchmark's clock, which the synthetic EHR and
+    # the benchmark's EHR are charted around; "live" = the real clock (a hospital's own FHIR).
+    console_now: str = BENCH_NOW_ISO
+
+    @field_validator("console_now")
+    @classmethod
+    def _console_now(cls, value: str) -> str:
+        value = value.strip()
+        if value == LIVE_CLOCK:
+            return value
+        try:
+            parsed = datetime.fromisoformat(value)
+        except ValueError:
+            raise ValueError(f"must be '{LIVE_CLOCK}' or an ISO 8601 time with offset") from None
+        if parsed.tzinfo is None:
+            raise ValueError("needs a UTC offset, e.g. 2023-11-13T10:15:00+00:00")
+        return value

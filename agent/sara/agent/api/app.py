@@ -3,7 +3,7 @@
 Everything the app needs — loop, clients, key ring, store, metrics registry, audit sink — is
 built here and hung on ``app.state.service``; nothing lives at module level, so tests build as
 many apps as they like. ``model_transport`` / ``fhir_transport`` / ``audit`` are for tests and
-benchmarks.
+benchmarks. The clinician console (``sara.agent.console``) comes with every app, at ``/``.
 """
 
 from __future__ import annotations
@@ -21,12 +21,13 @@ from fastapi.responses import Response
 from prometheus_client import CollectorRegistry
 
 from sara.agent import runtime
-from sara.agent.api import routes
+from sara.agent.api import artifacts, routes
 from sara.agent.api.auth import KeyRing, load_keys
 from sara.agent.api.limits import BodyLimit, Gate
 from sara.agent.api.runner import Runner
 from sara.agent.api.service import AUTH_DISABLED_WARNING, AgentService
 from sara.agent.audit import AuditSink, StreamAuditSink, open_sink
+from sara.agent.console import pages
 from sara.agent.errors import ConfigError
 from sara.agent.fhir_client import quiet_http_logs
 from sara.agent.metrics import AgentMetrics
@@ -124,6 +125,8 @@ def create_app(
     offline_docs(app)
     app.state.service = service
     app.include_router(routes.router)
+    app.include_router(artifacts.router)
+    app.include_router(pages.router)  # the clinician console at /
     app.add_exception_handler(RequestValidationError, _invalid_request)  # type: ignore[arg-type]
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes, metrics=metrics)
     return app

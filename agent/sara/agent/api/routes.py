@@ -6,6 +6,10 @@ GET  /v1/tasks/{id}                         status, result, actions
 GET  /v1/tasks/{id}/events                  the stored stream, then live; Last-Event-ID
 POST /v1/tasks/{id}:cancel                  cancel wherever it runs or waits
 POST /v1/tasks/{id}/actions/{action_id}     sign (approve) or decline (deny) a pending write
+GET  /v1/me                                 the caller: name and roles (the console's sign-in)
+
+The console's artifact reads are in :mod:`sara.agent.api.artifacts`, its pages in
+:mod:`sara.agent.console.pages`.
 """
 
 from __future__ import annotations
@@ -130,7 +134,7 @@ def _sees_all(principal: Principal) -> bool:
     return principal.can("read") or principal.can("approve")
 
 
-async def _visible(service: AgentService, task_id: str, principal: Principal) -> Task:
+async def visible_task(service: AgentService, task_id: str, principal: Principal) -> Task:
     task = await service.runner.store.get(task_id) if len(task_id) <= 64 else None
     if task is None or not (_sees_all(principal) or task.principal == principal.name):
         raise HTTPException(404, "no such task")
@@ -329,7 +333,7 @@ async def list_tasks(
 
 @router.get("/v1/tasks/{task_id}", summary="A task: status, settings, actions, result")
 async def get_task(task_id: str, service: Service, principal: Caller) -> JSONResponse:
-    task = await _visible(service, task_id, principal)
+    task = await visible_task(service, task_id, principal)
     return JSONResponse(task.to_dict())
 
 
@@ -345,7 +349,7 @@ async def task_events(
     principal: Caller,
     after: Annotated[int | None, Query(ge=0, description="Resume after this event id")] = None,
 ) -> StreamingResponse:
-    await _visible(service, task_id, principal)
+    await visible_task(service, task_id, principal)
     start = after if after is not None else _last_event_id(request)
 
     async def frames() -> AsyncIterator[bytes]:
@@ -372,7 +376,7 @@ def _last_event_id(request: Request) -> int:
 
 @router.post("/v1/tasks/{task_id}:cancel", summary="Cancel a task (running or waiting)")
 async def cancel_task(task_id: str, service: Service, principal: Caller) -> JSONResponse:
-    task = await _visible(service, task_id, principal)
+    task = await visible_task(service, task_id, principal)
     if task.principal != principal.name and not principal.can("approve"):
         raise HTTPException(403, "only its starter or a key with the 'approve' role may cancel")
     status = await service.runner.cancel(task_id, f"cancelled by {principal.name}")
@@ -396,7 +400,7 @@ async def decide(
     task_id: str, action_id: str, body: Decision, service: Service, principal: Caller
 ) -> JSONResponse:
     _need(service, principal, "approve")
-    await _visible(service, task_id, principal)
+    await visible_task(service, task_id, principal)
     try:
         action = await service.runner.decide(
             task_id,
@@ -410,6 +414,16 @@ async def decide(
     except DecisionError as exc:
         raise HTTPException(404 if exc.code == "not_found" else 409, exc.message) from None
     return JSONResponse(action.to_dict())
+
+
+@router.get("/v1/me", summary="The caller: the API key's name and roles, the agent's write mode")
+async def me(service: Service, principal: Caller) -> dict[str, Any]:
+    return {
+        "name": principal.name,
+        "roles": sorted(principal.roles),
+        "auth": "disabled" if service.no_auth else "enabled",
+        "write_mode": service.loop.config.write_mode.value,
+    }
 
 
 @router.get("/healthz", summary="The process is alive")
