@@ -173,6 +173,7 @@ def banner(cfg: StackConfig, api_key: str, mrn: str | None = None) -> str:
             "not a language model).",
             f"  FHIR R4 server : {cfg.fhir_url}",
             f"  model server   : {cfg.model_url}",
+            f"  console        : {cfg.agent_url}/  (sign in with the API key below)",
             f"  agent API      : {cfg.agent_url}  (docs: {cfg.agent_url}/docs)",
             f"  metrics        : {cfg.agent_url}/metrics",
             f"  run history    : {cfg.runs}  (GET {cfg.agent_url}/v1/tasks)",
