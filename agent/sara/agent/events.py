@@ -22,7 +22,7 @@ also receives in the history. ``to_dict()`` gives the JSON payload of the SSE ``
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any, ClassVar, Literal
 
 Status = Literal[
@@ -60,12 +60,27 @@ class TaskResult:
         return asdict(self)
 
 
+_NAMES: dict[type, tuple[str, ...]] = {}
+
+
+def _field_names(cls: type) -> tuple[str, ...]:
+    names = _NAMES.get(cls)
+    if names is None:
+        names = _NAMES[cls] = tuple(f.name for f in fields(cls))
+    return names
+
+
 @dataclass(frozen=True, slots=True)
 class _Event:
     kind: ClassVar[str] = "event"
 
     def to_dict(self) -> dict[str, Any]:
-        return {"type": self.kind, **asdict(self)}
+        # shallow: events are frozen and never changed after they are yielded (asdict's deep
+        # copy was the dearest part of persisting an event)
+        out: dict[str, Any] = {"type": self.kind}
+        for name in _field_names(type(self)):
+            out[name] = getattr(self, name)
+        return out
 
 
 @dataclass(frozen=True, slots=True)

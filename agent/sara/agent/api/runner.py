@@ -53,6 +53,7 @@ log = structlog.get_logger("sara.agent.runner")
 POLL_SECONDS = 0.5  # how often a follower of a task on another replica looks for new events
 PRUNE_EVERY_SECONDS = 3600.0
 RESULT_MAX_BYTES = 4 * 1024 * 1024
+ENDINGS = frozenset({"finished", "cancelled", "interrupted"})  # a task's last event kinds
 SHUTDOWN_REASON = "the agent shut down while this task ran; it was not re-run"
 
 
@@ -260,6 +261,7 @@ class Runner:
                 "owner": None,
                 "checkpoint": None,
                 "patient": patient,
+                "last_seq": frame.seq,
             }
             await self._durable(segment.task_id, [frame], update, "finish")
             live.result = result
@@ -329,6 +331,7 @@ class Runner:
             "finished_at": datetime.now(UTC),
             "owner": None,
             "checkpoint": None,
+            "last_seq": frame.seq,
         }
         with contextlib.suppress(Exception):
             await self._durable(segment.task_id, [frame], update, "stop")
@@ -351,7 +354,7 @@ class Runner:
         rows = [(f.seq, f.kind, f.text) for f in frames]
         for attempt in range(4):
             try:
-                await self.store.record(task_id, rows, update)
+                await self.store.record(task_id, rows, update, urgent=True)
                 return
             except Exception:
                 self.metrics.store_errors.labels(what).inc()
@@ -462,6 +465,8 @@ class Runner:
                     last = frame.seq
                     quiet_since = time.monotonic()
                     yield frame
+                    if frame.kind in ENDINGS:  # published once durable: nothing follows
+                        return
                 if live.done:
                     continue
                 try:

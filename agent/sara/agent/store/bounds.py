@@ -24,8 +24,8 @@ def dumps(data: Any) -> str:
 def bounded(data: dict[str, Any], limit: int) -> str:
     """``data`` as JSON of at most ``limit`` bytes (UTF-8)."""
     text = dumps(data)
-    if len(text.encode("utf-8", "surrogatepass")) <= limit:
-        return text
+    if len(text) * 4 <= limit or len(text.encode("utf-8", "surrogatepass")) <= limit:
+        return text  # (a UTF-8 character is at most 4 bytes: most events need no encoding)
     cap = limit // 2
     while cap >= 32:
         trimmed = _trim(data, cap)

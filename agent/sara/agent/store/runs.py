@@ -20,7 +20,7 @@ import base64
 import contextlib
 import hashlib
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -34,6 +34,7 @@ from sara.agent.store.schema import pending_actions, task_events, tasks, workers
 TERMINAL = frozenset({"finished", "interrupted", "cancelled"})
 STATUSES = ("running", "awaiting_approval", "finished", "interrupted", "cancelled")
 MAX_PAGE = 200
+COMMIT_WINDOW_SECONDS = 0.01  # events may wait this long to share a commit
 
 
 def now() -> datetime:
@@ -143,7 +144,7 @@ class Task:
 
     @classmethod
     def of(cls, row: Any, actions: Sequence[Action] = ()) -> Task:
-        values = dict(row._mapping)
+        values = {"result": None, "checkpoint": None, "context": "", **row._mapping}
         for key in ("created_at", "updated_at", "finished_at"):
             values[key] = _utc(values[key])
         return cls(**values, actions=tuple(actions))
@@ -224,20 +225,37 @@ class Claimed:
 @dataclass
 class _Batch:
     events: list[dict[str, Any]] = field(default_factory=list)
-    updates: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+    updates: dict[str, dict[str, Any]] = field(default_factory=dict)  # merged per task
     waiters: list[asyncio.Future[None]] = field(default_factory=list)
+
+
+# Built once: SQLAlchemy caches their compiled forms (per set of SET columns for the update).
+_INSERT_EVENTS = task_events.insert()
+_UPDATE_TASK = tasks.update().where(tasks.c.id == sa.bindparam("_task_id"))
+#: What the history list shows; the large columns (result, context, checkpoint) stay behind.
+_HEAVY = {"result", "context", "checkpoint"}
+_LIST_COLUMNS = [c for c in tasks.c if c.name not in _HEAVY]
 
 
 class RunStore:
     """Tasks, events and pending actions in SQLite or PostgreSQL."""
 
-    def __init__(self, engine: AsyncEngine, *, event_max_bytes: int = 256 * 1024) -> None:
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        *,
+        event_max_bytes: int = 256 * 1024,
+        commit_window: float = COMMIT_WINDOW_SECONDS,
+    ) -> None:
         self.engine = engine
         self.event_max_bytes = event_max_bytes
+        self.commit_window = commit_window
+        self._urgent = asyncio.Event()
         self.backend = engine.dialect.name
         self._batch = _Batch()
         self._wake = asyncio.Event()
         self._writer: asyncio.Task[None] | None = None
+        self._last: asyncio.Future[None] | None = None  # the newest queued write
         self._closed = False
 
     @classmethod
@@ -304,12 +322,15 @@ class RunStore:
         task_id: str,
         events: Sequence[tuple[int, str, str]] = (),
         update: dict[str, Any] | None = None,
+        *,
+        urgent: bool = False,
     ) -> asyncio.Future[None]:
         """Queue events ``(seq, kind, json)`` and a task update for the writer.
 
-        The writer commits everything queued in one transaction (group commit); the returned
-        future resolves once it is durable. Callers await it only where it matters (a pause,
-        the end of a task), so a round costs no database round trip of its own.
+        The writer commits everything queued in one transaction (group commit), at most
+        ``commit_window`` seconds after the first of it arrived — at once when a caller marks
+        its write ``urgent`` (it is about to wait for it: a task's end). The returned future
+        resolves once it is durable; a round costs no database round trip of its own.
         """
         if self._closed:
             raise RuntimeError("run store closed")
@@ -319,28 +340,36 @@ class RunStore:
             {"task_id": task_id, "seq": s, "kind": k, "data": d, "created_at": stamp}
             for s, k, d in events
         )
-        values = dict(update or {})
-        if events:
-            values.setdefault("last_seq", events[-1][0])
-        if values:
-            values["updated_at"] = stamp
-            batch.updates.append((task_id, values))
+        if update:
+            # Events alone touch no task row (a task's last event id is read from its events);
+            # the updates of one batch are merged per task, the later value winning.
+            batch.updates.setdefault(task_id, {}).update(update, updated_at=stamp)
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         batch.waiters.append(future)
+        self._last = future
         if self._writer is None or self._writer.done():
             self._writer = asyncio.create_task(self._write_forever(), name="run-store-writer")
         self._wake.set()
+        if urgent:
+            self._urgent.set()
         return future
 
     async def flush(self) -> None:
-        """Wait until everything queued so far is committed."""
-        if self._batch.waiters:
-            await asyncio.shield(self._batch.waiters[-1])
+        """Wait until everything queued so far is committed (batches commit in order)."""
+        if self._last is not None and not self._last.done():
+            self._urgent.set()
+            await asyncio.wait({asyncio.shield(self._last)})
 
     async def _write_forever(self) -> None:
         while True:
             await self._wake.wait()
+            if self.commit_window > 0 and not self._urgent.is_set():
+                # let the rounds in flight add to this transaction: one commit for several
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(self.commit_window):
+                        await self._urgent.wait()
             self._wake.clear()
+            self._urgent.clear()
             batch, self._batch = self._batch, _Batch()
             if not batch.waiters:
                 continue
@@ -358,9 +387,9 @@ class RunStore:
 
     async def _apply(self, conn: AsyncConnection, batch: _Batch) -> None:
         if batch.events:
-            await conn.execute(task_events.insert(), batch.events)
-        for task_id, values in batch.updates:
-            await conn.execute(tasks.update().where(tasks.c.id == task_id).values(**values))
+            await conn.execute(_INSERT_EVENTS, batch.events)
+        for task_id, values in batch.updates.items():
+            await conn.execute(_UPDATE_TASK, {"_task_id": task_id, **values})
 
     async def pause(
         self,
@@ -545,7 +574,17 @@ class RunStore:
                 .where(pending_actions.c.task_id == task_id)
                 .order_by(pending_actions.c.created_at)
             )
-            return Task.of(row, [Action.of(a) for a in found])
+            newest = (
+                await conn.execute(
+                    sa.select(sa.func.max(task_events.c.seq)).where(
+                        task_events.c.task_id == task_id
+                    )
+                )
+            ).scalar()
+            task = Task.of(row, [Action.of(a) for a in found])
+            if newest is not None and newest > task.last_seq:
+                task = replace(task, last_seq=int(newest))
+            return task
 
     async def list_tasks(
         self,
@@ -559,7 +598,7 @@ class RunStore:
     ) -> tuple[list[Task], str | None]:
         """Newest first; ``cursor`` continues where the previous page ended."""
         limit = max(1, min(limit, MAX_PAGE))
-        query = tasks.select()
+        query = sa.select(*_LIST_COLUMNS)
         if status:
             query = query.where(tasks.c.status == status)
         if patient:

@@ -50,6 +50,7 @@ tasks = sa.Table(
     sa.Index(None, "created_at", "id"),
     sa.Index(None, "status", "created_at", "id"),
     sa.Index(None, "principal", "created_at", "id"),
+    sa.Index(None, "principal", "status", "created_at", "id"),  # revision 0002
     sa.Index(None, "patient", "created_at", "id"),
     sa.Index(None, "owner"),
 )
