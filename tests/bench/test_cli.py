@@ -19,7 +19,8 @@ def sara(*args: str) -> subprocess.CompletedProcess[str]:
 def test_help_lists_the_options_and_subcommands() -> None:
     done = sara("--help")
     assert done.returncode == 0
-    for word in ("--tasks", "--shard", "--resume", "--balanced", "--functions", "merge", "report"):
+    words = ("--tasks", "--shard", "--resume", "--balanced", "--functions", "merge", "report")
+    for word in (*words, "--protocol", "--models", "compare"):
         assert word in done.stdout
 
 

@@ -41,3 +41,17 @@ def test_task_accuracy_matches_the_published_csv(mab_dir: Path) -> None:
 def test_field_average_and_source() -> None:
     assert round(published.field_average("task7"), 2) == 35.55
     assert "published" in published.source().lower()
+
+
+def test_packaged_ids_counts_and_times_match_the_published_summaries(mab_dir: Path) -> None:
+    import json
+
+    for model in published.models():
+        found = json.loads((mab_dir / "published_runs" / model.folder / "summary.json").read_text())
+        assert model.id == found["model"]
+        assert model.context_limit == found["context_limit"]
+        assert model.elapsed_seconds == round(found["elapsed_seconds"], 3)
+        assert model.task_counts == {
+            task: [cell["correct"], cell["total"]] for task, cell in found["task_breakdown"].items()
+        }
+    assert published.display_names()["openai/gpt-4o"] == "GPT-4o"

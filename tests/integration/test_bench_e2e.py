@@ -48,11 +48,18 @@ def run_ids(out: Path) -> list[str]:
     return [r["task_id"] for r in results.read_jsonl(out / results.RUNS)]
 
 
-def test_reference_policy_scores_300_of_300_on_the_official_tasks(
-    ehr_fhir: Proc, reference_model: Proc, mab_dir: Path, tmp_path: Path
-) -> None:
+@pytest.fixture(scope="module")
+def official_run(
+    ehr_fhir: Proc,
+    reference_model: Proc,
+    mab_dir: Path,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Path:
+    """The reference policy over the 300 official tasks (protocol medagentbench), as two shards
+    run side by side and merged: the merged folder."""
+    tmp = tmp_path_factory.mktemp("official")
     official = str(mab_dir / "test_data_v2.json")
-    shards = [tmp_path / "shard0", tmp_path / "shard1"]
+    shards = [tmp / "shard0", tmp / "shard1"]
     procs = [
         subprocess.Popen(
             [
@@ -79,15 +86,55 @@ def test_reference_policy_scores_300_of_300_on_the_official_tasks(
         _out, err = proc.communicate(timeout=600)
         assert proc.returncode == 0, err
     assert len(run_ids(shards[0])) == len(run_ids(shards[1])) == 150
-    merged = bench("merge", *map(str, shards), "--out", str(tmp_path / "all"))
+    merged = bench("merge", *map(str, shards), "--out", str(tmp / "all"))
     assert merged.returncode == 0, merged.stderr
-    summary = json.loads((tmp_path / "all" / "summary.json").read_text())
+    return tmp / "all"
+
+
+def test_reference_policy_scores_300_of_300_on_the_official_tasks(
+    official_run: Path, mab_dir: Path
+) -> None:
+    official = mab_dir / "test_data_v2.json"
+    summary = json.loads((official_run / "summary.json").read_text())
     assert (summary["total"], summary["correct"], summary["strict_correct"]) == (300, 300, 300)
     assert summary["completed"] == 300 and summary["error"] == 0
-    ids = run_ids(tmp_path / "all")
-    assert ids == [t["id"] for t in json.loads(Path(official).read_text())]
+    assert summary["protocol"] == "medagentbench"
+    ids = run_ids(official_run)
+    assert ids == [t["id"] for t in json.loads(official.read_text())]
     for name in ("leaderboard.csv", "task_accuracy.csv", "leaderboard.png", "report.md"):
-        assert (tmp_path / "all" / "report" / name).stat().st_size > 0
+        assert (official_run / "report" / name).stat().st_size > 0
+
+
+def test_compact_protocol_solves_300_of_300_in_a_third_of_the_prompt_tokens(
+    official_run: Path, ehr_fhir: Proc, reference_model: Proc, mab_dir: Path, tmp_path: Path
+) -> None:
+    """The one extra 300-task run: protocol compact, then both runs compared and paired."""
+    done = bench(
+        "--tasks", str(mab_dir / "test_data_v2.json"), "--protocol", "compact",
+        "--out", str(tmp_path / "compact"), "--concurrency", "16", "--no-report",
+        *common(ehr_fhir, reference_model, mab_dir),
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    official = json.loads((official_run / "summary.json").read_text())
+    compact = json.loads((tmp_path / "compact" / "summary.json").read_text())
+    assert (compact["correct"], compact["strict_correct"], compact["protocol"]) == (
+        300,
+        300,
+        "compact",
+    )
+    ratio = compact["prompt_tokens_per_task"] / official["prompt_tokens_per_task"]
+    assert ratio <= 1 / 3, (compact["prompt_tokens_per_task"], official["prompt_tokens_per_task"])
+    chars = compact["prompt_chars_per_task"] / official["prompt_chars_per_task"]
+    assert chars <= 1 / 3
+    assert compact["completion_tokens_per_task"] == official["completion_tokens_per_task"]
+    compared = bench(
+        "compare", str(official_run), str(tmp_path / "compact"), "--published",
+        "--out", str(tmp_path / "cmp"),
+    )  # fmt: skip
+    assert compared.returncode == 0, compared.stderr
+    assert "0 vs 0 discordant of 300, p = 1 -> no significant difference" in compared.stdout
+    board = (tmp_path / "cmp" / "leaderboard.csv").read_text().splitlines()
+    assert len(board) == 1 + 17
 
 
 def test_reference_policy_on_1000_balanced_synthetic_tasks(

@@ -11,6 +11,10 @@ rely on it); ``protocol`` picks the details:
                    parse; nothing else is added.
 ``sara``           ``_format=json`` is added as a proper query parameter; HTTP errors also carry
                    the OperationOutcome diagnostics, so the model can correct its call.
+``sara-leaderboard`` the harness behind the published leaderboard: requests and wording exactly as
+                   ``medagentbench`` (its prompt, salvage parser and status rules live elsewhere).
+``compact``        requests and errors as ``medagentbench``; a JSON answer is shown in the compact
+                   form of :mod:`sara.agent.compact` (minified, bookkeeping dropped, tables).
 
 Every call — sent, refused or only acknowledged — returns a :class:`Call` record that the loop
 turns into events, an audit record and metrics.
@@ -28,13 +32,16 @@ from urllib.parse import quote
 
 import orjson
 
-from sara.agent import audit, orders, parser
+from sara.agent import audit, compact, orders, parser
 from sara.agent.errors import FhirError
 from sara.agent.fhir_client import FhirClient, FhirReply
 from sara.agent.settings import WriteMode
 from sara.agent.urlguard import Decision, UrlGuard
 
-Protocol = Literal["medagentbench", "sara"]
+Protocol = Literal["medagentbench", "sara", "sara-leaderboard", "compact"]
+PROTOCOLS: tuple[Protocol, ...] = ("medagentbench", "sara", "sara-leaderboard", "compact")
+#: Protocols that send the model's URL as the MedAgentBench harness does (``requests`` semantics).
+RAW_URL_PROTOCOLS = frozenset({"medagentbench", "sara-leaderboard", "compact"})
 PLEASE_FINISH = (
     "Please call FINISH if you have got answers for all the questions and finished all the "
     "requested tasks"
@@ -205,7 +212,7 @@ def requests_url_error(url: str) -> str | None:
 
 
 def with_format(url: str, protocol: Protocol) -> str:
-    if protocol == "medagentbench":
+    if protocol in RAW_URL_PROTOCOLS:
         return url + "&_format=json"
     if "_format=" in url:
         return url
@@ -271,14 +278,14 @@ class Actions:
 
     def _unsendable(self, url: str) -> str | None:
         """The harness's error for a GET ``requests`` refuses to send (no http(s) scheme)."""
-        if self.protocol != "medagentbench":
+        if self.protocol not in RAW_URL_PROTOCOLS:
             return None
         return requests_url_error(with_format(url, self.protocol))
 
     def _check_get(self, url: str) -> tuple[Decision, str | None]:
         """The guard's decision on a GET and, when allowed, the URL to send."""
         full = with_format(url, self.protocol)
-        if self.protocol != "medagentbench":
+        if self.protocol not in RAW_URL_PROTOCOLS:
             decision = self.guard.check("GET", full)
             return decision, decision.url
         full = requote(full)
@@ -317,13 +324,16 @@ class Actions:
             text = f"Error in sending the GET request: {self._error(reply)}"
             return Outcome(text, call("http_error", **sizes))
         data = reply.text
-        if reply.content_type == "application/json" and not reply.truncated:
+        shown = compact.render(data) if self.protocol == "compact" and not reply.truncated else None
+        if shown is not None:
+            data = shown
+        elif reply.content_type == "application/json" and not reply.truncated:
             # The harness hands the agent ``response.json()`` for plain JSON, i.e. a Python repr;
             # a body that does not parse makes ``requests`` raise, and the agent sees the error.
             try:
                 data = str(json.loads(data))
             except ValueError as exc:
-                if self.protocol == "medagentbench":
+                if self.protocol in RAW_URL_PROTOCOLS:
                     text = f"Error in sending the GET request: {exc}"
                     return Outcome(text, call("http_error", **sizes))
         if reply.truncated:

@@ -22,7 +22,10 @@ functions          function list shown to the model; ``None`` = Sara's built-in 
 parse_mode         ``strict`` (benchmark rules) | ``lenient`` (salvage; one retry on bad format)
 write_mode         ``acknowledge`` (benchmark) | ``execute`` | ``dry-run`` | ``deny`` |
                    ``approve`` (a checked POST pauses the task until a clinician decides)
-protocol           ``medagentbench`` (raw ``&_format=json``, harness wording) | ``sara``
+protocol           ``medagentbench`` (raw ``&_format=json``, harness wording) | ``sara`` |
+                   ``sara-leaderboard`` (as ``medagentbench``; the model's text is first
+                   rewritten by ``parser.salvage`` and that text is what the history keeps) |
+                   ``compact`` (as ``medagentbench``; FHIR answers in compact form)
 read_types,        resource type allowlists for GET and POST (see ``urlguard``)
 write_types
 task_timeout_      ``None`` (the benchmark: no limit) or seconds a task may take; checked
@@ -60,7 +63,15 @@ from typing import Any
 import structlog
 
 from sara.agent import parser, prompts
-from sara.agent.actions import PLEASE_FINISH, Actions, Call, Outcome, PendingWrite, Protocol
+from sara.agent.actions import (
+    PLEASE_FINISH,
+    PROTOCOLS,
+    Actions,
+    Call,
+    Outcome,
+    PendingWrite,
+    Protocol,
+)
 from sara.agent.audit import AuditRecord, AuditSink
 from sara.agent.errors import ContextLimitError, ModelError
 from sara.agent.events import (
@@ -114,7 +125,7 @@ class LoopConfig:
             object.__setattr__(self, "api_base", self.api_base + "/")
         object.__setattr__(self, "parse_mode", ParseMode(self.parse_mode))
         object.__setattr__(self, "write_mode", WriteMode(self.write_mode))
-        if self.protocol not in ("medagentbench", "sara"):
+        if self.protocol not in PROTOCOLS:
             raise ValueError(f"unknown protocol {self.protocol!r}")
         if self.max_rounds < 1:
             raise ValueError("max_rounds must be at least 1")
@@ -296,8 +307,11 @@ class Loop:
                     break
                 state.usage["prompt_tokens"] += completion.prompt_tokens
                 state.usage["completion_tokens"] += completion.completion_tokens
-                state.history.append({"role": "agent", "content": completion.text})
-                action = parser.parse(completion.text, self.config.parse_mode.value)
+                text = completion.text
+                if self.config.protocol == "sara-leaderboard":
+                    text = parser.salvage(text)
+                state.history.append({"role": "agent", "content": text})
+                action = parser.parse(text, self.config.parse_mode.value)
                 self._model_metric(
                     "ok" if action.kind != "invalid" else "invalid", completion.elapsed, completion
                 )

@@ -8,7 +8,8 @@ trickling bytes cannot hold it open) and its answer in size (``MAX_RESPONSE_BYTE
 decompression, :func:`~sara.agent.fhir_client.read_capped`). A context-window overflow —
 HTTP 400/413/422 whose body speaks of the context length, or ``finish_reason: "length"`` with
 no content — raises :class:`~sara.agent.errors.ContextLimitError`; other failures raise
-:class:`~sara.agent.errors.ModelError`.
+:class:`~sara.agent.errors.ModelError`. ``context_limit`` replaces that rule for an error answer
+(the bench reproduces another harness's classification with it).
 """
 
 from __future__ import annotations
@@ -73,6 +74,7 @@ class ModelClient:
         max_tokens: int = 2048,
         backoff: float = 0.5,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        context_limit: Callable[[int, str], bool] | None = None,
     ) -> None:
         self.model = model
         self.base_url = base_url.rstrip("/")
@@ -82,6 +84,7 @@ class ModelClient:
         self.backoff = backoff
         self._sleep = sleep
         self.timeout = timeout
+        self._context_limit = context_limit or is_context_limit
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
         self._client = httpx.AsyncClient(
             transport=transport,
@@ -115,7 +118,7 @@ class ModelClient:
                 if status == 200:
                     return _completion(raw, time.perf_counter() - start, attempt)
                 text = raw.decode("utf-8", errors="replace")
-                if is_context_limit(status, text):
+                if self._context_limit(status, text):
                     raise ContextLimitError(f"model context limit (HTTP {status})")
                 if status != 429 and status < 500:
                     raise ModelError(f"model server refused the request (HTTP {status})")

@@ -11,6 +11,15 @@ Two modes (``ParseMode``):
             starts with ``FINISH(`` → the result is the text between ``FINISH(`` and the last
                                       character (whatever that character is);
             anything else          → invalid action (the task ends).
+``salvage`` (:func:`salvage`, protocol ``sara-leaderboard``) is not a mode but a rewrite before
+            ``strict``: the text the harness behind the published leaderboard keeps of a verbose
+            answer. Fences stripped as in ``strict``; an answer starting with ``GET ``, ``POST ``
+            or ``FINISH(`` stays whole; else the first ``FINISH([…])`` anywhere (shortest match),
+            else the first line starting ``GET http(s)://…`` (up to the first whitespace), else
+            a line ``POST http(s)://…`` directly followed by a line starting with ``{`` — the URL
+            line plus the text up to the brace that closes the first one (counting braces, even
+            inside strings); else the stripped text unchanged. The harness records this text,
+            not the raw answer, as the agent's message.
 ``lenient`` salvages one action from verbose text: a preamble, trailing prose, several actions
             (the first wins), markdown around the URL. When nothing can be salvaged the action is
             invalid; the loop then lets the model retry once.
@@ -59,6 +68,9 @@ _FENCE = re.compile(r"```[A-Za-z_\-]*")
 _URL_ACTION = re.compile(r"(?<![A-Za-z])(GET|POST)[ \t]+(\S+)")
 _FINISH = re.compile(r"FINISH\(")
 _TRAILING = ".,;:!?)]}>`'\"*"
+_SALVAGE_FINISH = re.compile(r"FINISH\(\[.*?\]\)", re.DOTALL)
+_SALVAGE_GET = re.compile(r"^(GET\s+https?://\S+)", re.MULTILINE)
+_SALVAGE_POST = re.compile(r"^(POST\s+https?://\S+)\n(\{.*)", re.MULTILINE | re.DOTALL)
 _LEADING = "<`'\"*(["
 
 
@@ -90,6 +102,31 @@ def _strict(text: str) -> Action:
     if not r:
         return Invalid("empty response")
     return Invalid("the response is not one of GET, POST or FINISH")
+
+
+def salvage(text: str) -> str:
+    """The action text the published leaderboard's harness keeps of an answer (see above)."""
+    r = text.strip().replace("```tool_code", "").replace("```", "").strip()
+    if r.startswith(("GET ", "POST ", "FINISH(")):
+        return r
+    found = _SALVAGE_FINISH.search(r)
+    if found:
+        return found.group(0)
+    found = _SALVAGE_GET.search(r)
+    if found:
+        return found.group(1)
+    found = _SALVAGE_POST.search(r)
+    if found:
+        rest = found.group(2)
+        depth = 0
+        for i, char in enumerate(rest):
+            if char == "{":
+                depth += 1
+            elif char == "}":
+                depth -= 1
+                if depth == 0:
+                    return found.group(1) + "\n" + rest[: i + 1]
+    return r
 
 
 def _clean_url(token: str) -> str:

@@ -6,8 +6,12 @@ the MedAgentBench harness renders its prompt. The function list is inserted as `
 the list (default separators), so placeholders inside it, such as ``{api_base}`` in the
 functions' names, stay literal — as in the benchmark.
 
-Profiles: ``medagentbench`` (the benchmark's prompt, verbatim) and ``sara`` (stricter wording).
-Both contain ``Note that you should use {api_base} as the api_base.`` and end with
+Profiles: ``medagentbench`` (the benchmark's prompt, verbatim), ``sara`` (stricter wording),
+``sara-leaderboard`` (verbatim the prompt of the harness behind the published leaderboard:
+stricter format rules and task-specific answer hints — a test pins it to that harness) and
+``compact`` (the official rules in fewer words; its function list is rendered by
+:func:`sara.agent.compact.functions` instead of ``json.dumps``). All contain
+``Note that you should use {api_base} as the api_base.`` and end with
 ``Context: {context}\\nQuestion: {question}`` — the reference policy relies on both.
 """
 
@@ -19,9 +23,10 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from sara.agent import compact
 from sara.agent.errors import ConfigError
 
-PROFILES: tuple[str, ...] = ("medagentbench", "sara")
+PROFILES: tuple[str, ...] = ("medagentbench", "sara", "sara-leaderboard", "compact")
 
 
 @cache
@@ -60,6 +65,7 @@ def render(
     profile: str, *, api_base: str, functions: list[dict[str, Any]], context: str, question: str
 ) -> str:
     """The first user message of a task."""
+    listed = compact.functions(functions) if profile == "compact" else json.dumps(functions)
     return template(profile).format(
-        api_base=api_base, functions=json.dumps(functions), context=context, question=question
+        api_base=api_base, functions=listed, context=context, question=question
     )

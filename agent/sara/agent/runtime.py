@@ -13,6 +13,8 @@ ASGI app's transport) for tests and benchmarks.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import httpx
 
 from sara.agent import prompts
@@ -62,12 +64,14 @@ def build_loop(
     audit: AuditSink | None = None,
     metrics: AgentMetrics | None = None,
     settings: AgentSettings | None = None,
+    context_limit: Callable[[int, str], bool] | None = None,
 ) -> Loop:
     """A loop with its model and FHIR clients.
 
     With a ``LoopConfig``, client options (timeouts, retries, size cap, credentials) come from
     ``settings`` (default: ``AgentSettings()`` field defaults, not the environment) and the
-    model from ``model_url``/``model``.
+    model from ``model_url``/``model``. ``context_limit`` replaces the model client's
+    context-limit rule (see ``model_client``).
     """
     if isinstance(source, AgentSettings):
         settings = source
@@ -87,6 +91,7 @@ def build_loop(
         max_retries=settings.model_max_retries,
         temperature=settings.temperature,
         max_tokens=settings.max_tokens,
+        context_limit=context_limit,
     )
     fhir_client = FhirClient(
         transport=fhir_transport,

@@ -7,7 +7,7 @@ benchmark's published CSVs when those are at hand.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cache
 from importlib import resources
 
@@ -25,6 +25,11 @@ class Published:
     error: int
     time_minutes: float
     tasks: dict[str, float]  # task1..task10 → percent
+    id: str = ""  # the model id the run used, e.g. "openai/gpt-4o"
+    folder: str = ""  # its run folder in the published runs, e.g. "openai_gpt-4o"
+    context_limit: int = 0
+    elapsed_seconds: float = 0.0
+    task_counts: dict[str, list[int]] = field(default_factory=dict)  # task → [correct, total]
 
 
 @cache
@@ -43,6 +48,11 @@ def models() -> list[Published]:
     rows = _document()["models"]
     assert isinstance(rows, list)
     return sorted((Published(**row) for row in rows), key=lambda p: p.rank)
+
+
+def display_names() -> dict[str, str]:
+    """Model id → the name the published tables give it (e.g. ``openai/gpt-4o`` → ``GPT-4o``)."""
+    return {p.id: p.model for p in models() if p.id}
 
 
 def field_average(task: str) -> float:

@@ -51,14 +51,21 @@ def _rewrite(path: Path, items: list[dict[str, Any]]) -> None:
 
 
 def run_line(trajectory: dict[str, Any]) -> dict[str, Any]:
-    """The leaderboard line of a trajectory record."""
+    """The leaderboard line of a trajectory record. ``num_turns`` counts the model's answers in
+    the history, as the published harness does (a call that failed is no turn)."""
+    history = trajectory.get("history")
+    turns = (
+        sum(1 for m in history if isinstance(m, dict) and m.get("role") == "agent")
+        if isinstance(history, list)
+        else trajectory["rounds"]
+    )
     return {
         "index": trajectory["index"],
         "task_id": trajectory["task_id"],
         "status": trajectory["status"],
         "correct": trajectory["correct"],
         "result": trajectory["result"],
-        "num_turns": trajectory["rounds"],
+        "num_turns": turns,
         "time": trajectory["finished_at"],
     }
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,9 +27,11 @@ import httpx
 from sara.agent import loop, runtime
 from sara.agent.events import FhirResponse, Finished, ModelOutput, TaskResult
 from sara.agent.settings import AgentSettings, ParseMode, WriteMode
-from sara.bench import grader, results, summary
+from sara.bench import grader, protocols, results, summary
+from sara.bench.endpoint import EndpointTransport
 from sara.bench.errors import GroundTruthError
 from sara.bench.groundtruth import GroundTruth
+from sara.bench.protocols import RetryPolicy
 from sara.bench.tasks import Task
 from sara.common.errors import UserError
 
@@ -44,8 +46,14 @@ class RunOptions:
     concurrency: int = 16
     max_rounds: int = 8
     protocol: str = "medagentbench"
-    prompt: str = "medagentbench"
+    prompt: str | None = None  # None: the protocol's own profile
     functions: Path | None = None
+    label: str | None = None  # display name in reports and comparisons
+    size_b: float | None = None  # parameters in billions, when known (comparisons plot it)
+    extra_headers: Mapping[str, str] = field(default_factory=dict)
+    request_timeout: float = 120.0  # one try of one model call, body included
+    retry: RetryPolicy | None = None  # None: the protocol's policy
+    endpoint_concurrency: int | None = None  # model requests in flight; None: = concurrency
     resume: bool = False
     retry_errors: bool = False  # on resume, run again the tasks recorded as `task error`
     progress: bool = True
@@ -53,6 +61,7 @@ class RunOptions:
     # both the agent and the grader.
     model_transport: httpx.AsyncBaseTransport | None = field(default=None, compare=False)
     fhir_transport: httpx.AsyncBaseTransport | None = field(default=None, compare=False)
+    sleep: Callable[[float], Awaitable[None]] = field(default=asyncio.sleep, compare=False)
 
     @property
     def api_base(self) -> str:
@@ -69,14 +78,15 @@ class RunOutcome:
 
 def loop_config(options: RunOptions) -> loop.LoopConfig:
     functions = read_functions(options.functions) if options.functions else None
+    protocol = protocols.get(options.protocol)
     return loop.LoopConfig(
         api_base=options.api_base,
         max_rounds=options.max_rounds,
-        prompt=options.prompt,
+        prompt=options.prompt or protocol.prompt,
         functions=functions,
         parse_mode=ParseMode.STRICT,
         write_mode=WriteMode.ACKNOWLEDGE,
-        protocol="sara" if options.protocol == "sara" else "medagentbench",
+        protocol=protocol.loop_protocol,
     )
 
 
@@ -102,16 +112,21 @@ async def run(selected: Sequence[tuple[int, Task]], options: RunOptions) -> RunO
     skipped = len(selected) - len(pending)
     session = _Session(store, len(selected), skipped)
     started = time.perf_counter()
+    protocol = protocols.get(options.protocol)
+    endpoint = model_endpoint(options)
     settings = AgentSettings.model_construct(
-        model_api_key=None if options.api_key is None else _secret(options.api_key)
+        model_api_key=None if options.api_key is None else _secret(options.api_key),
+        model_max_retries=0,  # the endpoint transport retries, by the protocol's policy
+        model_timeout_seconds=endpoint.retry.budget(options.request_timeout),
     )
     agent = runtime.build_loop(
         loop_config(options),
         model_url=options.model_url,
         model=options.model,
-        model_transport=options.model_transport,
+        model_transport=endpoint,
         fhir_transport=options.fhir_transport,
         settings=settings,
+        context_limit=protocol.context_limit,
     )
     try:
         async with (
@@ -137,9 +152,24 @@ async def run(selected: Sequence[tuple[int, Task]], options: RunOptions) -> RunO
             model=options.model,
             elapsed_seconds=prior + time.perf_counter() - started,
             expected=len(selected),
+            protocol=options.protocol,
+            label=options.label,
+            size_b=options.size_b,
         )
         summary.write(options.out, final)
     return RunOutcome(final, session.recorded, skipped, session.unrecorded)
+
+
+def model_endpoint(options: RunOptions) -> EndpointTransport:
+    """The transport every model call of the run goes through (headers, bound, retries)."""
+    return EndpointTransport(
+        options.model_transport,
+        headers=options.extra_headers,
+        concurrency=options.endpoint_concurrency or options.concurrency,
+        retry=options.retry or protocols.get(options.protocol).retry,
+        timeout=options.request_timeout,
+        sleep=options.sleep,
+    )
 
 
 def _secret(value: str) -> Any:

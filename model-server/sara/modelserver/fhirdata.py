@@ -7,6 +7,11 @@ The agent (like the MedAgentBench harness) feeds every action's outcome back as 
   (Sara's agent in dry-run mode: ``POST request validated …``)
 * ``Error in sending the GET request: {error}`` / ``Error in sending the POST request: {error}``
 
+Under the agent's ``compact`` protocol a search Bundle of two or more entries comes as a table
+(``common`` fields written once, then ``columns`` and ``rows``, dotted names for nested fields);
+:func:`parse_reply` rebuilds the Bundle's entries from it (:func:`expand_table`), so the policy
+reads both forms alike.
+
 :func:`exchanges` pairs each assistant action with the reply that followed it;
 :func:`observations` and :func:`patients` pull the few fields the policy decides on out of
 search Bundles. Pure: strings in, frozen values out; anything unreadable becomes a reply of
@@ -106,7 +111,7 @@ def parse_action(text: str) -> Action:
 def parse_reply(text: str) -> Reply:
     stripped = text.lstrip()
     if stripped.startswith(GET_REPLY):
-        data = _json_prefix(stripped[len(GET_REPLY) :])
+        data = expand_table(_json_prefix(stripped[len(GET_REPLY) :]))
         return Reply(ReplyKind.DATA, data) if isinstance(data, dict) else Reply(ReplyKind.OTHER)
     if stripped.startswith(GET_ERROR):
         return Reply(ReplyKind.GET_ERROR, stripped)
@@ -158,6 +163,36 @@ def _json_prefix(text: str) -> Any:
         except (ValueError, SyntaxError, MemoryError, RecursionError):
             return None
     return value
+
+
+def expand_table(data: Any) -> Any:
+    """A compact table (``common``/``columns``/``rows``) as the Bundle it stands for; anything
+    else unchanged. A ``null`` cell is a field the entry does not have."""
+    if not isinstance(data, dict) or not {"columns", "rows"} <= data.keys():
+        return data
+    common, columns, rows = data.get("common") or {}, data["columns"], data["rows"]
+    if not isinstance(common, dict) or not isinstance(columns, list) or not isinstance(rows, list):
+        return data
+    entries = []
+    for row in rows:
+        if not isinstance(row, list) or len(row) != len(columns):
+            return data
+        flat = dict(common)
+        flat.update((str(k), v) for k, v in zip(columns, row, strict=True) if v is not None)
+        resource: dict[str, Any] = {}
+        for key, value in flat.items():
+            *parents, leaf = key.split(".")
+            node = resource
+            for part in parents:
+                child = node.setdefault(part, {})
+                if not isinstance(child, dict):
+                    return data
+                node = child
+            node[leaf] = value
+        entries.append({"resource": resource})
+    bundle = {k: v for k, v in data.items() if k not in ("common", "columns", "rows")}
+    bundle["entry"] = entries
+    return bundle
 
 
 def next_link(bundle: dict[str, Any]) -> str | None:
