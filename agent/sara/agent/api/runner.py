@@ -311,12 +311,8 @@ class Runner:
             action,
             checkpoint,
             paused.checkpoint.rounds,
+            patient=_bare(paused.checkpoint.patient),
         )
-        if segment.patient is None and paused.checkpoint.patient:
-            with contextlib.suppress(Exception):
-                await self._durable(
-                    segment.task_id, [], {"patient": _bare(paused.checkpoint.patient)}, "patient"
-                )
         self.metrics.approvals_pending.inc()
         live.publish(frame)  # only now: a client that sees it can decide at once
         log.info("approval_requested", task_id=segment.task_id, action_id=request.action_id)

@@ -398,8 +398,10 @@ class RunStore:
         action: dict[str, Any],
         checkpoint: str,
         rounds: int,
+        patient: str | None = None,
     ) -> None:
-        """The task waits for a decision: its events, the action and the checkpoint, at once."""
+        """The task waits for a decision: its events, the action and the checkpoint (and the
+        patient it turned out to concern, unless it had one), in one transaction."""
         await self.flush()
         stamp = now()
         async with self.engine.begin() as conn:
@@ -422,6 +424,7 @@ class RunStore:
                     rounds=rounds,
                     updated_at=stamp,
                     last_seq=events[-1][0] if events else tasks.c.last_seq,
+                    patient=sa.func.coalesce(tasks.c.patient, patient),
                 )
             )
 
