@@ -23,6 +23,7 @@ import os
 import socket
 import time
 import uuid
+from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
@@ -53,6 +54,7 @@ log = structlog.get_logger("sara.agent.runner")
 POLL_SECONDS = 0.5  # how often a follower of a task on another replica looks for new events
 PRUNE_EVERY_SECONDS = 3600.0
 RESULT_MAX_BYTES = 4 * 1024 * 1024
+ENDED_KEPT = 64  # ended segments kept in memory for late followers
 ENDINGS = frozenset({"finished", "cancelled", "interrupted"})  # a task's last event kinds
 SHUTDOWN_REASON = "the agent shut down while this task ran; it was not re-run"
 
@@ -104,6 +106,9 @@ class Runner:
         self.keepalive = keepalive_seconds
         self.worker = f"{socket.gethostname()[:40]}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
         self.live: dict[str, Live] = {}
+        # the last segments that ended here, for followers that arrive just after (a fast
+        # task, a reconnect): they read its end from memory instead of the store
+        self._ended: OrderedDict[str, Live] = OrderedDict()
         self._segment_started = asyncio.Event()
         self._background: set[asyncio.Task[Any]] = set()
         self._maintenance: asyncio.Task[None] | None = None
@@ -240,6 +245,10 @@ class Runner:
             live.finish()
             if self.live.get(task_id) is live:
                 del self.live[task_id]
+            self._ended[task_id] = live
+            self._ended.move_to_end(task_id)
+            while len(self._ended) > ENDED_KEPT:
+                self._ended.popitem(last=False)
             if live.written is not None and not live.written.done():
                 live.written.set_result(None)
 
@@ -454,7 +463,7 @@ class Runner:
         last = after
         quiet_since = time.monotonic()
         while True:
-            live = self.live.get(task_id)
+            live = self.live.get(task_id) or self._ended.get(task_id)
             if live is not None and last + 1 >= live.first_seq:
                 changed = live.changed
                 for frame in live.since(last):
@@ -463,15 +472,15 @@ class Runner:
                     yield frame
                     if frame.kind in ENDINGS:  # published once durable: nothing follows
                         return
-                if live.done:
+                if not live.done:
+                    try:
+                        async with asyncio.timeout(self.keepalive):
+                            await changed.wait()
+                    except TimeoutError:
+                        quiet_since = time.monotonic()
+                        yield None
                     continue
-                try:
-                    async with asyncio.timeout(self.keepalive):
-                        await changed.wait()
-                except TimeoutError:
-                    quiet_since = time.monotonic()
-                    yield None
-                continue
+                # the segment ended without a last event (it paused): the store knows more
             started = self._segment_started
             rows = await self.store.events(task_id, after=last)
             for row in rows:
