@@ -85,14 +85,30 @@ def reindent(text: str, from_depth: int, to_depth: int = 0) -> str:
 
 
 def compact(text: str) -> bytes:
-    """The same JSON without whitespace (``_pretty=false``)."""
-    try:
-        return orjson.dumps(orjson.loads(text))
-    except orjson.JSONDecodeError:  # a number beyond a double (1e400): keep it as written
-        return _SPACE_OUTSIDE_STRINGS.sub(lambda m: m.group(1) or "", text).encode()
+    """The same JSON without whitespace (``_pretty=false``), every number as written.
+
+    orjson's round trip is fast but reads numbers as doubles: ``1.50`` came back ``1.5`` (a
+    FHIR decimal's precision is part of its value), 20-digit integers and ``1e-400`` lost
+    digits. Text that may hold such a number (or that orjson refuses, like ``1e400``) is
+    compacted as written instead.
+    """
+    if _INEXACT.search(text) is None:
+        try:
+            return orjson.dumps(orjson.loads(text))
+        except orjson.JSONDecodeError:
+            pass
+    return _SPACE_OUTSIDE_STRINGS.sub(lambda m: m.group(1) or "", text).encode()
 
 
 _SPACE_OUTSIDE_STRINGS = re.compile(r'("(?:[^"\\]|\\.)*")|\s+')
+#: A number (rendered after ``": "``, ``"[ "`` or ``", "``) a double may not give back as
+#: written: 16 digits or more, an exponent, trailing fraction zeros (``1.50``, ``1.00``), a small
+#: fraction orjson writes with an exponent (``0.0000001``), ``-0``. Text inside strings may match
+#: too: it takes the exact path for nothing.
+_INEXACT = re.compile(
+    r"(?<=[:\[,] )-?(?:[\d.]{17}|[\d.]*[eE]|\d*\.\d*[1-9]0+(?!\d)|\d*\.00+(?!\d)|0\.0000)"
+    r"|(?<=[:\[,] )-0(?![\d.])"
+)
 
 
 def string(value: str) -> str:

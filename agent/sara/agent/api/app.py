@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 import httpx
 import structlog
@@ -21,7 +22,7 @@ from fastapi.responses import Response
 from prometheus_client import CollectorRegistry
 
 from sara.agent import runtime
-from sara.agent.api import artifacts, routes
+from sara.agent.api import artifacts, contract, routes
 from sara.agent.api.auth import KeyRing, load_keys
 from sara.agent.api.limits import BodyLimit, Gate
 from sara.agent.api.runner import Runner
@@ -124,6 +125,14 @@ def create_app(
     )
     offline_docs(app)
     app.state.service = service
+    build_document = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            app.openapi_schema = contract.complete(build_document(), config.max_rounds)
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
     app.include_router(routes.router)
     app.include_router(artifacts.router)
     app.include_router(pages.router)  # the clinician console at /
@@ -134,6 +143,12 @@ def create_app(
 
 async def _invalid_request(request: Request, exc: RequestValidationError) -> Response:
     """FastAPI's 422, but ASCII-escaped: its own handler echoes the input as UTF-8, so a lone
-    surrogate (JSON ``"\\ud800"``) in a request made the validation error itself a 500."""
-    body = json.dumps({"detail": jsonable_encoder(exc.errors())}, ensure_ascii=True)
+    surrogate (JSON ``"\\ud800"``) in a request made the validation error itself a 500; and a
+    body that is not JSON is echoed as bytes, which need not be UTF-8 (``\\xff``, a 500 too)."""
+    errors = jsonable_encoder(exc.errors(), custom_encoder={bytes: _bytes_text})
+    body = json.dumps({"detail": errors}, ensure_ascii=True)
     return Response(body, status_code=422, media_type="application/json")
+
+
+def _bytes_text(value: bytes) -> str:
+    return value.decode("utf-8", "backslashreplace")

@@ -33,6 +33,7 @@ from fastapi.responses import JSONResponse
 
 from sara.agent import audit
 from sara.agent.api.auth import Principal
+from sara.agent.api.contract import AUTHENTICATED, errors
 from sara.agent.api.routes import Caller, Service, visible_task
 from sara.agent.api.service import AgentService
 from sara.agent.audit import AuditRecord
@@ -41,11 +42,15 @@ from sara.agent.errors import FhirError
 router = APIRouter()
 FHIR_ID = re.compile(r"^[A-Za-z0-9\-.]{1,64}$")  # FHIR R4 ``id``
 TREND_COUNT = 30
-_FAILED: dict[int | str, dict[str, Any]] = {
-    404: {"description": "No such task (or not visible to this key), event or patient"},
-    409: {"description": "That event is not a GET request the task sent"},
-    502: {"description": "The FHIR server could not be reached or did not answer with JSON"},
-}
+_FAILED = errors(
+    *AUTHENTICATED,
+    404,
+    409,
+    422,
+    502,
+    s404="No such task (or not visible to this key), event or patient",
+    s409="That event is not a GET request the task sent",
+)
 
 
 def _refuse(status: int, code: str, detail: str) -> JSONResponse:

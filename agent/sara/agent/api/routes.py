@@ -25,11 +25,12 @@ from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response,
 from fastapi.responses import JSONResponse, StreamingResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from prometheus_client import CONTENT_TYPE_LATEST
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 from starlette.types import Receive, Scope, Send
 
 from sara.agent import sse
 from sara.agent.api.auth import ANONYMOUS, Principal
+from sara.agent.api.contract import AUTHENTICATED, WITH_BODY, errors
 from sara.agent.api.live import Frame, Live
 from sara.agent.api.service import AUTH_DISABLED_WARNING, AgentService
 from sara.agent.loop import TaskSpec
@@ -62,6 +63,15 @@ class TaskRequest(BaseModel):
         "be for this patient; without it, the first patient the agent reads.",
     )
     options: TaskOptions = Field(default_factory=TaskOptions)
+
+
+class TaskAccepted(BaseModel):
+    """A task that goes on without this connection (documentation model)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    id: str
+    status: str
 
 
 class Decision(BaseModel):
@@ -163,21 +173,27 @@ def _options(service: AgentService, options: TaskOptions) -> dict[str, Any]:
     responses={
         200: {
             "model": TaskResultBody,
+            "content": {sse.MEDIA_TYPE: {"schema": {"type": "string"}}},
             "description": "The finished task (JSON), or with `Accept: text/event-stream` an SSE "
             "stream of events (docs/agent.md). The task is bound to this connection: a client "
-            "that goes away cancels it.",
+            "that goes away cancels it (status 499 in the server's log; the client never sees it).",
         },
         202: {
+            "model": TaskAccepted,
             "description": "`Prefer: respond-async`: the task runs on without the connection "
-            "(body `id`, header `Location`). Or, in JSON mode, the task waits for sign-off.",
+            "(body `id`, header `Location`). Or, in JSON mode, the task waits for sign-off "
+            "(body: the task, as `GET /v1/tasks/{id}`).",
         },
-        401: {"description": "Missing or invalid API key"},
-        403: {
-            "description": "The key lacks the `run` role, or an option asks for more than "
-            "the server allows"
-        },
-        413: {"description": "Request body too large"},
-        429: {"description": "Too many tasks running; retry after `Retry-After` seconds"},
+        **errors(
+            *AUTHENTICATED,
+            403,
+            429,
+            *WITH_BODY,
+            s403="The key lacks the `run` role, or asks for `write_mode=execute` where the "
+            "server does not allow it",
+            s422="The request is malformed, or `options.max_rounds` exceeds this server's "
+            "`max_rounds` (the schema's maximum)",
+        ),
     },
 )
 async def create_task(
@@ -259,7 +275,13 @@ def _frame(frame: Frame | None) -> bytes:
     return sse.comment() if frame is None else sse.raw(frame.kind, frame.text, frame.seq)
 
 
-class _BoundedStream(StreamingResponse):
+class EventStream(StreamingResponse):
+    """An SSE response (its media type, for the OpenAPI document)."""
+
+    media_type = sse.MEDIA_TYPE
+
+
+class _BoundedStream(EventStream):
     """An SSE response that gives up after ``limit`` seconds.
 
     A client that stops reading leaves the stream waiting in ``send`` for the socket to drain.
@@ -296,7 +318,17 @@ def _stream_limit(service: AgentService, write_mode: str) -> float | None:
     return limit
 
 
-@router.get("/v1/tasks", summary="Run history: newest first, filtered, in cursor pages")
+@router.get(
+    "/v1/tasks",
+    summary="Run history: newest first, filtered, in cursor pages",
+    responses=errors(
+        *AUTHENTICATED,
+        403,
+        422,
+        s403="Only tasks of its own for a key without the `read` role",
+        s422="A malformed filter or cursor",
+    ),
+)
 async def list_tasks(
     service: Service,
     principal: Caller,
@@ -331,7 +363,11 @@ async def list_tasks(
     return JSONResponse({"items": [t.summary() for t in tasks], "next_cursor": next_cursor})
 
 
-@router.get("/v1/tasks/{task_id}", summary="A task: status, settings, actions, result")
+@router.get(
+    "/v1/tasks/{task_id}",
+    summary="A task: status, settings, actions, result",
+    responses=errors(*AUTHENTICATED, 404, 422),
+)
 async def get_task(task_id: str, service: Service, principal: Caller) -> JSONResponse:
     task = await visible_task(service, task_id, principal)
     return JSONResponse(task.to_dict())
@@ -340,7 +376,14 @@ async def get_task(task_id: str, service: Service, principal: Caller) -> JSONRes
 @router.get(
     "/v1/tasks/{task_id}/events",
     summary="A task's events as SSE: the stored stream, then live until it ends",
-    responses={200: {"content": {sse.MEDIA_TYPE: {}}, "description": "text/event-stream"}},
+    response_class=EventStream,
+    responses={
+        200: {
+            "content": {sse.MEDIA_TYPE: {"schema": {"type": "string"}}},
+            "description": "The task's events as `text/event-stream` (docs/agent.md)",
+        },
+        **errors(*AUTHENTICATED, 404, 422, s422="A malformed `after` or `Last-Event-ID`"),
+    },
 )
 async def task_events(
     task_id: str,
@@ -374,7 +417,22 @@ def _last_event_id(request: Request) -> int:
     return int(value)
 
 
-@router.post("/v1/tasks/{task_id}:cancel", summary="Cancel a task (running or waiting)")
+@router.post(
+    "/v1/tasks/{task_id}:cancel",
+    summary="Cancel a task (running or waiting)",
+    responses={
+        202: {"description": "Cancelling: the task is still winding down"},
+        **errors(
+            *AUTHENTICATED,
+            403,
+            404,
+            409,
+            422,
+            s403="Only its starter or a key with the `approve` role may cancel",
+            s409="The task has already ended",
+        ),
+    },
+)
 async def cancel_task(task_id: str, service: Service, principal: Caller) -> JSONResponse:
     task = await visible_task(service, task_id, principal)
     if task.principal != principal.name and not principal.can("approve"):
@@ -390,11 +448,16 @@ async def cancel_task(task_id: str, service: Service, principal: Caller) -> JSON
 @router.post(
     "/v1/tasks/{task_id}/actions/{action_id}",
     summary="Sign (approve) or decline (deny) a pending write",
-    responses={
-        403: {"description": "The key lacks the `approve` role"},
-        404: {"description": "No such task, or no such action on it"},
-        409: {"description": "Already decided, expired, or the hash is not the payload shown"},
-    },
+    responses=errors(
+        *AUTHENTICATED,
+        403,
+        404,
+        409,
+        *WITH_BODY,
+        s403="The key lacks the `approve` role",
+        s404="No such task, or no such action on it",
+        s409="Already decided, expired, or the hash is not the payload shown",
+    ),
 )
 async def decide(
     task_id: str, action_id: str, body: Decision, service: Service, principal: Caller
@@ -416,7 +479,11 @@ async def decide(
     return JSONResponse(action.to_dict())
 
 
-@router.get("/v1/me", summary="The caller: the API key's name and roles, the agent's write mode")
+@router.get(
+    "/v1/me",
+    summary="The caller: the API key's name and roles, the agent's write mode",
+    responses=errors(*AUTHENTICATED),
+)
 async def me(service: Service, principal: Caller) -> dict[str, Any]:
     return {
         "name": principal.name,
@@ -431,7 +498,11 @@ async def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@router.get("/readyz", summary="The model server and the FHIR server are reachable")
+@router.get(
+    "/readyz",
+    summary="The model server and the FHIR server are reachable",
+    responses={503: {"description": "Not ready: the same body, `ready` false"}},
+)
 async def readyz(service: Service) -> JSONResponse:
     loop = service.loop
 

@@ -1,0 +1,76 @@
+"""The API's documented answers: the error body every 4xx/5xx shares, and the statuses of routes.
+
+Every refusal is FastAPI's shape, ``{"detail": …}``: a sentence for the API's own refusals, the
+list of validation errors for a malformed request (422), plus a ``code`` (and the FHIR
+``status``) on the console's artifact reads. :func:`errors` declares the statuses a route may
+answer, each with this body, so the OpenAPI document lists every status the server sends
+(schemathesis checks it: tests/fuzz).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+#: What each error status means on any route; a route may word its own.
+MEANINGS: dict[int, str] = {
+    400: "The request body is not JSON (not even UTF-8)",
+    401: "Missing or invalid API key",
+    403: "The API key lacks the role this needs",
+    404: "No such task (or not visible to this key)",
+    408: "The request body took too long to arrive",
+    409: "The request conflicts with the task's state",
+    413: "Request body too large",
+    422: "The request is malformed, or asks for more than this server allows",
+    429: "Too many tasks running; retry after `Retry-After` seconds",
+    502: "The FHIR server could not be reached or did not answer with JSON",
+    503: "Not ready",
+}
+
+
+class ErrorBody(BaseModel):
+    """A refusal: ``detail`` in words, or (422) FastAPI's list of validation errors."""
+
+    model_config = ConfigDict(extra="allow")
+
+    detail: str | list[dict[str, Any]] = Field(
+        ..., description="Why, in words; for a malformed request, the validation errors."
+    )
+    code: str | None = Field(None, description="Artifact reads: a reason the console words.")
+
+
+def errors(*statuses: int, **worded: str) -> dict[int | str, dict[str, Any]]:
+    """``responses=`` entries for ``statuses`` with :class:`ErrorBody`; ``worded`` (``s404=…``)
+    replaces a status's meaning for this route."""
+    return {
+        status: {
+            "description": worded.get(f"s{status}", MEANINGS[status]),
+            # a reference, not ``model``: FastAPI would file a model under the route's media
+            # type, and an SSE route's refusals are still JSON (see :func:`complete`)
+            "content": {"application/json": {"schema": {"$ref": _REF}}},
+        }
+        for status in statuses
+    }
+
+
+#: Every route that needs an API key may answer these.
+AUTHENTICATED = (401,)
+#: Routes that take a request body may also answer these (``BodyLimit``, validation).
+WITH_BODY = (400, 408, 413, 422)
+_REF = "#/components/schemas/ErrorBody"
+
+
+def complete(document: dict[str, Any], max_rounds: int) -> dict[str, Any]:
+    """Finish FastAPI's OpenAPI document: add :class:`ErrorBody`, and write in this server's
+    own limits (the models carry the widest any server allows): ``options.max_rounds`` may not
+    exceed this server's ``max_rounds``."""
+    schemas = document.setdefault("components", {}).setdefault("schemas", {})
+    schemas["ErrorBody"] = ErrorBody.model_json_schema(ref_template="#/components/schemas/{model}")
+    field = schemas.get("TaskOptions", {}).get("properties", {}).get("max_rounds")
+    if field is not None:
+        for variant in field.get("anyOf", [field]):
+            if variant.get("type") == "integer":
+                variant["maximum"] = max_rounds
+        field["description"] = f"At most this server's max_rounds ({max_rounds})."
+    return document

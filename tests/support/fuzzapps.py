@@ -1,0 +1,57 @@
+"""The apps the fuzz tests serve (tests/fuzz): the agent with fakes behind it, the FHIR server."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import httpx
+from fastapi import FastAPI
+
+from sara.agent import fakes
+from sara.agent.api.app import create_app as create_agent
+from sara.agent.audit import MemoryAuditSink
+from sara.agent.settings import AgentSettings
+from sara.fhir.app import create_app as create_fhir
+from sara.fhir.settings import ServerSettings
+
+KEY = "fuzz-key"
+AUTH = {"Authorization": f"Bearer {KEY}"}
+LONG = os.environ.get("SARA_FUZZ") == "long"
+#: Examples per API operation for schemathesis (the properties take theirs from the profile).
+API_EXAMPLES = 500 if LONG else 25
+
+
+def agent(store: Path) -> FastAPI:
+    """The agent API with its run store in ``store``, one API key, a fake model and FHIR."""
+    return create_agent(
+        AgentSettings(
+            fhir_url="http://fhir.test/fhir/",
+            model_url="http://m.test/v1",
+            api_keys=KEY,
+            store=f"sqlite:///{store}",
+        ),
+        model_transport=httpx.MockTransport(fakes.model_handler()),
+        fhir_transport=httpx.MockTransport(fakes.fhir_handler()),
+        audit=MemoryAuditSink(),
+    )
+
+
+def fhir(db: Path) -> Any:
+    """The embedded FHIR server on ``db``."""
+    return create_fhir(ServerSettings(db=db, request_log=False))
+
+
+#: What the fuzzed FHIR server holds: a patient and one of its lab results.
+FHIR_SEED: tuple[dict[str, Any], ...] = (
+    {"resourceType": "Patient", "id": "S1", "birthDate": "1970-01-02", "gender": "male"},
+    {
+        "resourceType": "Observation",
+        "id": "o1",
+        "status": "final",
+        "code": {"coding": [{"system": "http://loinc.org", "code": "2345-7"}]},
+        "subject": {"reference": "Patient/S1"},
+        "effectiveDateTime": "2023-11-12T10:15:00+00:00",
+    },
+)
