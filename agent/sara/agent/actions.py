@@ -22,7 +22,6 @@ turns into events, an audit record and metrics.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import re
 import string
@@ -36,6 +35,7 @@ from sara.agent import audit, compact, orders, parser
 from sara.agent.errors import FhirError
 from sara.agent.fhir_client import FhirClient, FhirReply
 from sara.agent.settings import WriteMode
+from sara.agent.store import records
 from sara.agent.urlguard import Decision, UrlGuard
 
 Protocol = Literal["medagentbench", "sara", "sara-leaderboard", "compact"]
@@ -431,7 +431,7 @@ class Actions:
                 f'{POST_INVALID}: the payload must be a JSON object with "resourceType": "{rtype}"'
             )
         try:
-            body = orjson.dumps(payload, option=orjson.OPT_SORT_KEYS).decode()
+            body = records.canonical(payload)
         except orjson.JSONEncodeError as exc:
             return refuse(f"{POST_INVALID}: the payload cannot be sent as JSON ({exc})")
         if patient is None:
@@ -451,7 +451,7 @@ class Actions:
             patient=patient,
             payload=payload,
             body=body,
-            payload_sha256=hashlib.sha256(body.encode()).hexdigest(),
+            payload_sha256=records.sha256(body),
             summary=orders.summary(payload),
         )
 
@@ -474,7 +474,7 @@ class Actions:
             return refuse(
                 self._blocked_text("POST", decision.explanation), "blocked", blocked=decision.reason
             )
-        if hashlib.sha256(body.encode()).hexdigest() != digest or not isinstance(payload, dict):
+        if records.sha256(body) != digest or not isinstance(payload, dict):
             return refuse(f"{POST_INVALID}: the stored payload does not match its hash", "invalid")
         return PendingWrite(
             url=decision.url,

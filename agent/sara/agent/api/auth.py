@@ -152,8 +152,3 @@ class KeyRing:
             if hmac.compare_digest(given, entry.digest):
                 found = entry
         return Principal(found.name, found.roles) if found is not None else None
-
-    def identify(self, authorization: str | None) -> str | None:
-        """The caller's name (kept for callers that need only the identity)."""
-        principal = self.authenticate(authorization)
-        return principal.name if principal is not None else None

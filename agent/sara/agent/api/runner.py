@@ -25,7 +25,7 @@ import time
 import uuid
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -73,8 +73,6 @@ class _Segment:
     loop: Loop
     spec: TaskSpec
     pending_write: str | None = None  # action id of the signed write whose answer we await
-    decision_started: float = 0.0
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 LoopFactory = Callable[[dict[str, Any]], Loop]

@@ -62,6 +62,15 @@ _HEAVY = {"result", "context", "checkpoint"}
 _LIST_COLUMNS = [c for c in tasks.c if c.name not in _HEAVY]
 
 
+def _event_rows(
+    task_id: str, events: Sequence[tuple[int, str, str]], stamp: datetime
+) -> list[dict[str, Any]]:
+    return [
+        {"task_id": task_id, "seq": s, "kind": k, "data": d, "created_at": stamp}
+        for s, k, d in events
+    ]
+
+
 class RunStore:
     """Tasks, events and pending actions in SQLite or PostgreSQL."""
 
@@ -161,10 +170,7 @@ class RunStore:
             raise RuntimeError("run store closed")
         stamp = now()
         batch = self._batch
-        batch.events.extend(
-            {"task_id": task_id, "seq": s, "kind": k, "data": d, "created_at": stamp}
-            for s, k, d in events
-        )
+        batch.events.extend(_event_rows(task_id, events, stamp))
         if update:
             # Events alone touch no task row (a task's last event id is read from its events);
             # the updates of one batch are merged per task, the later value winning.
@@ -231,13 +237,7 @@ class RunStore:
         stamp = now()
         async with self.engine.begin() as conn:
             if events:
-                await conn.execute(
-                    task_events.insert(),
-                    [
-                        {"task_id": task_id, "seq": s, "kind": k, "data": d, "created_at": stamp}
-                        for s, k, d in events
-                    ],
-                )
+                await conn.execute(_INSERT_EVENTS, _event_rows(task_id, events, stamp))
             await conn.execute(pending_actions.insert().values(**action, status="pending"))
             await conn.execute(
                 tasks.update()
