@@ -21,6 +21,8 @@ AUTH = {"Authorization": f"Bearer {KEY}"}
 LONG = os.environ.get("SARA_FUZZ") == "long"
 #: Examples per API operation for schemathesis (the properties take theirs from the profile).
 API_EXAMPLES = 500 if LONG else 25
+#: Examples per FHIR server operation (the document has five operations per resource type).
+FHIR_EXAMPLES = 300 if LONG else 10
 
 
 def agent(store: Path) -> FastAPI:

@@ -25,7 +25,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from sara.fhir import bundle, capability, pretty, resource, writes
+from sara.fhir import bundle, capability, openapi, pretty, resource, writes
 from sara.fhir.errors import BadRequest, FhirError, NotFound, PayloadTooLarge, RequestTimeout
 from sara.fhir.paging import SearchCache
 from sara.fhir.searches import Searcher
@@ -49,9 +49,15 @@ class FhirApp:
         self.cache = SearchCache(
             reuse_seconds=settings.reuse_seconds, keep_seconds=settings.keep_seconds
         )
-        self.searcher = Searcher(store, self.cache)
+        self.searcher = Searcher(
+            store,
+            self.cache,
+            max_count=settings.max_count,
+            query_timeout=settings.query_timeout_seconds,
+        )
         self.writer = writes.Writer(store, self.cache)
         self._capability: dict[str, str] = {}  # per base URL: rendered once
+        self._openapi: bytes | None = None
 
     def base(self, request: Request) -> str:
         return str(request.base_url).rstrip("/") + self.settings.base_path
@@ -95,6 +101,12 @@ class FhirApp:
             statement = capability.statement(base, resource.now_text())
             text = self._capability[base] = pretty.render(statement)
         return _json(text)
+
+    async def api_docs(self, request: Request) -> Response:
+        """The OpenAPI document (``sara.fhir.openapi``), built once."""
+        if self._openapi is None:
+            self._openapi = json.dumps(openapi.document(self.settings.base_path)).encode()
+        return Response(self._openapi, media_type="application/json")
 
     async def root_get(self, request: Request) -> Response:
         pairs = request.query_params.multi_items()
@@ -192,8 +204,12 @@ def create_app(settings: ServerSettings, store: Store | None = None) -> Starlett
         Route(f"{base}/", wrap(state.root_get), methods=["GET"]),
         Route(f"{base}", wrap(state.root_post), methods=["POST"]),
         Route(f"{base}/", wrap(state.root_post), methods=["POST"]),
+        Route(f"{base}/api-docs", state.api_docs, methods=["GET"]),
         Route(f"{base}/{{rtype}}", wrap(state.search), methods=["GET"]),
         Route(f"{base}/{{rtype}}", wrap(state.create), methods=["POST"]),
+        # HAPI answers a trailing slash as the same search or create, not with a redirect
+        Route(f"{base}/{{rtype}}/", wrap(state.search), methods=["GET"]),
+        Route(f"{base}/{{rtype}}/", wrap(state.create), methods=["POST"]),
         Route(f"{base}/{{rtype}}/{{rid}}", wrap(state.read), methods=["GET"]),
         Route(f"{base}/{{rtype}}/{{rid}}", wrap(state.update), methods=["PUT"]),
         Route(f"{base}/{{rtype}}/{{rid}}/_history/{{vid}}", wrap(state.read), methods=["GET"]),
@@ -216,6 +232,7 @@ def create_app(settings: ServerSettings, store: Store | None = None) -> Starlett
             state.store.close()
 
     app = Starlette(routes=routes, exception_handlers={HTTPException: unknown}, lifespan=lifespan)
+    app.router.redirect_slashes = False  # any other slashed path: an OperationOutcome, not a 307
     app.state.fhir = state
     return app
 

@@ -10,7 +10,8 @@
         ├── NotAcceptable          406: a ``_format`` other than JSON
         ├── RequestTimeout         408: the request body took too long to arrive
         ├── PayloadTooLarge        413: request body over ``max_body_bytes``
-        └── Unprocessable          422: a structurally valid request the server cannot apply
+        ├── Unprocessable          422: a structurally valid request the server cannot apply
+        └── SearchTimeout          503: a search ran past ``query_timeout_seconds``
 
 Every :class:`FhirError` carries the HTTP ``status``, the OperationOutcome issue ``code`` and the
 ``diagnostics`` text (HAPI-style, e.g. ``HAPI-2001: Resource Patient/X is not known``).
@@ -66,3 +67,8 @@ class PayloadTooLarge(FhirError):
 
 class Unprocessable(FhirError):
     status = 422
+
+
+class SearchTimeout(FhirError):
+    status = 503
+    code = "timeout"

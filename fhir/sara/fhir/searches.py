@@ -10,12 +10,13 @@ empty and either the total is unknown or more matches remain.
 
 from __future__ import annotations
 
+from array import array
 from collections.abc import Callable, Sequence
 
 from sara.fhir import bundle, plan, query, resource
-from sara.fhir.errors import BadRequest, Gone
+from sara.fhir.errors import BadRequest, Gone, SearchTimeout
 from sara.fhir.paging import Cached, SearchCache
-from sara.fhir.store import Store
+from sara.fhir.store import QueryInterrupted, Store
 from sara.fhir.writes import check_type
 
 FIRST_PASS_MINIMUM = 13
@@ -28,10 +29,14 @@ class Searcher:
         cache: SearchCache,
         *,
         now: Callable[[], str] = resource.now_text,
+        max_count: int = 10_000,
+        query_timeout: float = 0.0,
     ) -> None:
         self.store = store
         self.cache = cache
         self.now = now
+        self.max_count = max_count  # a larger _count is clamped to it, as HAPI's max page size
+        self.query_timeout = query_timeout
 
     def search(
         self, rtype: str, pairs: Sequence[tuple[str, str]], *, url: str, base: str
@@ -42,6 +47,8 @@ class Searcher:
         """
         check_type(rtype)
         search = query.parse(rtype, list(pairs))
+        if search.count is not None and search.count > self.max_count:
+            search.count = self.max_count
         key = rtype + "?" + "&".join(f"{k}={v}" for k, v in sorted(pairs))
         cached = self.cache.reuse(key)
         if cached is None:
@@ -50,7 +57,7 @@ class Searcher:
                 search_id=SearchCache.new_id(),
                 rtype=rtype,
                 key=key,
-                rids=self.store.rids(sql.text, sql.args),
+                rids=self._rids(sql.text, sql.args),
                 last_updated=self.now(),
                 created=self.cache.clock(),
                 format_json=search.format_json,
@@ -81,7 +88,7 @@ class Searcher:
         if cached is None:
             raise Gone(f'Search ID "{search_id}" does not exist and may have expired')
         offset = _int(args.get("_getpagesoffset", "0"), "_getpagesoffset")
-        count = _int(args.get("_count", str(cached.page_size)), "_count")
+        count = min(_int(args.get("_count", str(cached.page_size)), "_count"), self.max_count)
         pretty = args.get("_pretty", "true" if cached.pretty else "false").lower() != "false"
         fmt = args.get("_format") == "json" or cached.format_json
         self_url = bundle.page_link(
@@ -89,6 +96,15 @@ class Searcher:
         )
         text, _ = self._page(cached, offset, count, len(cached.rids), base, self_url, fmt, pretty)
         return text, pretty
+
+    def _rids(self, sql: str, args: Sequence[object]) -> array[int]:
+        try:
+            return self.store.rids(sql, args, self.query_timeout)
+        except QueryInterrupted as exc:
+            raise SearchTimeout(
+                f"The search took longer than {exc.seconds:g} s and was stopped "
+                "(query_timeout_seconds): narrow it with more parameters"
+            ) from None
 
     def _page(
         self,

@@ -16,6 +16,7 @@ used from one thread (the server's event loop, or the loading command).
 from __future__ import annotations
 
 import sqlite3
+import time
 from array import array
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -24,6 +25,18 @@ from pathlib import Path
 from sara.fhir.resource import Prepared
 
 #: Secondary indexes: dropped while an empty store is bulk-loaded, rebuilt in one pass after.
+#: SQLite VM steps between two looks at the clock during a query with a timeout (~1 ms apart)
+PROGRESS_STEPS = 10_000
+
+
+class QueryInterrupted(Exception):
+    """A query ran past its timeout and was interrupted."""
+
+    def __init__(self, seconds: float) -> None:
+        super().__init__(f"query interrupted after {seconds} s")
+        self.seconds = seconds
+
+
 _INDEXES = {
     "res_pat": "res(type, pat)",
     "tok_val": "tok(param, val)",
@@ -123,9 +136,23 @@ class Store:
         ).fetchone()
         return None if row is None else Stored(rtype, rid, row[0], row[1], row[2])
 
-    def rids(self, sql: str, args: Sequence[object]) -> array[int]:
-        """The first column of every row, as a compact array (searches keep it for paging)."""
-        return array("q", (row[0] for row in self.db.execute(sql, args)))
+    def rids(self, sql: str, args: Sequence[object], timeout: float = 0.0) -> array[int]:
+        """The first column of every row, as a compact array (searches keep it for paging).
+
+        With ``timeout`` (seconds) the query is interrupted once it runs longer (SQLite's
+        progress handler, checked every few thousand VM steps): :class:`QueryInterrupted`."""
+        if timeout <= 0:
+            return array("q", (row[0] for row in self.db.execute(sql, args)))
+        deadline = time.monotonic() + timeout
+        self.db.set_progress_handler(lambda: time.monotonic() > deadline, PROGRESS_STEPS)
+        try:
+            return array("q", (row[0] for row in self.db.execute(sql, args)))
+        except sqlite3.OperationalError as exc:
+            if "interrupted" in str(exc):
+                raise QueryInterrupted(timeout) from None
+            raise
+        finally:
+            self.db.set_progress_handler(None, 0)
 
     def bodies(self, rids: Sequence[int]) -> list[tuple[str, str, str]]:
         """(type, id, body) for each rid, in the order given."""
