@@ -373,6 +373,10 @@ async def through_api(concurrent: int, devnull: Any, store_dir: str) -> dict[str
         model="fake",
         api_keys="bench-key",
         max_concurrent_tasks=concurrent + 56,
+        # one key plays every client: its per-key rate, task and stream limits off
+        task_rate_per_minute=0,
+        max_tasks_per_key=0,
+        max_streams_per_key=0,
         protocol="medagentbench",
         store=f"sqlite:///{store_dir}/runs.db",
     )

@@ -21,7 +21,7 @@ from sara.agent.api.limits import BodyLimit
 from sara.agent.audit import MemoryAuditSink
 from sara.agent.errors import ConfigError
 from sara.agent.events import STATUSES
-from sara.agent.metrics import WRITE_OUTCOMES
+from sara.agent.metrics import AUTH_FAILURES, WRITE_OUTCOMES
 from sara.agent.settings import AgentSettings
 from sara.agent.urlguard import DEFAULT_READ_TYPES, DEFAULT_WRITE_TYPES, REASONS
 
@@ -260,6 +260,7 @@ async def test_readiness() -> None:
             "ready": False,
             "model": True,
             "fhir": False,
+            "audit": True,
             "auth": "enabled",
             "warnings": [],
         }
@@ -307,6 +308,7 @@ async def test_metrics_labels_are_a_closed_set() -> None:
         | {"ok", "invalid", "error", "context_limit", "unauthorized", "saturated", "body_too_large"}
         | {"cancelled"}
         | set(WRITE_OUTCOMES)
+        | set(AUTH_FAILURES)
     )
     seen = set()
     for family in text_string_to_metric_families(text):

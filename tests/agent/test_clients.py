@@ -86,10 +86,11 @@ async def test_retries_with_backoff_and_retry_after() -> None:
             raise reply
         return reply
 
-    client, sleeps = model(handle, max_retries=4, backoff=0.5)
+    client, sleeps = model(handle, max_retries=4, backoff=0.5, jitter=lambda: 0.5)
     out = await client.complete(HISTORY)
     assert out.text == "FINISH([])" and out.attempts == 5
-    assert sleeps == [0.5, 1.0, 8.0, 4.0]  # exponential; Retry-After honoured but capped at 8 s
+    # exponential with (here pinned) full jitter; Retry-After honoured as given, capped at 8 s
+    assert sleeps == [0.25, 0.5, 8.0, 2.0]
     await client.aclose()
 
 
@@ -118,7 +119,8 @@ async def test_failures(reply: httpx.Response, error: type[Exception]) -> None:
     with pytest.raises(error) as info:
         await client.complete(HISTORY)
     assert type(info.value) is error
-    assert len(calls) == (2 if reply.status_code == 500 else 1)
+    retried = reply.status_code == 500 or (reply.status_code == 200)  # 5xx and garbage bodies
+    assert len(calls) == (2 if retried else 1)
     await client.aclose()
 
 

@@ -86,9 +86,9 @@ async def test_both_kinds_of_422_match_the_documented_error_body(tmp_path: Path)
             r = await c.post("/v1/tasks", content=b"\xff", headers=json_type)  # not even UTF-8
             assert r.status_code == 400
             jsonschema.validate(r.json(), _error_schema(document, "/v1/tasks", "post", "400"))
-            # without a JSON content type the body is validated as bytes, echoed in the 422:
-            # bytes that are not UTF-8 made the error handler itself fail (a 500)
+            # without a JSON content type the body is validated as bytes: bytes that are not
+            # UTF-8 made the error handler itself fail (a 500); the 422 echoes no input (PHI)
             r = await c.post("/v1/tasks", content=b"\xff\xfe", headers=AUTH)
             assert r.status_code == 422
             jsonschema.validate(r.json(), schema)
-            assert r.json()["detail"][0]["input"] == "\\xff\\xfe"
+            assert "input" not in r.json()["detail"][0]

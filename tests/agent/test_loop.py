@@ -286,7 +286,10 @@ async def test_write_execute_sends_and_returns_id(
     assert res.history[2]["content"].startswith(
         "POST request accepted and executed successfully: created Observation/9001. Please"
     )
-    assert h.audit.records[0].status == 201
+    intent, record = h.audit.records  # the intent is on record before the POST is sent
+    assert (intent.outcome, intent.status, record.outcome, record.status) == (
+        "intent", None, "ok", 201,
+    )  # fmt: skip
 
 
 async def test_write_execute_blocks_foreign_and_mismatched(
@@ -323,7 +326,8 @@ async def test_write_execute_unencodable_payload_is_told_not_a_task_error(
     for answer in (res.history[2]["content"], res.history[4]["content"]):
         assert answer.startswith("Invalid POST request: the payload cannot be sent as JSON")
     assert len(h.fhir.requests) == 1  # only the good one
-    assert [r.outcome for r in h.audit.records] == ["invalid", "invalid", "ok"]
+    outcomes = [r.outcome for r in h.audit.records]  # each sent POST is preceded by its intent
+    assert outcomes == ["intent", "invalid", "intent", "invalid", "intent", "ok"]
 
 
 async def test_write_dry_run_validates_strictly(harness: Callable[..., Any], scripted: Any) -> None:
@@ -556,7 +560,8 @@ async def test_task_deadline_never_cuts_a_fhir_call_in_flight(
     res = final(evs)
     assert res.status == "task error" and res.rounds == 1  # round 2's model call never started
     assert len(h.fhir.requests) == 1 and len(h.model.requests) == 1
-    (record,) = h.audit.records
+    intent, record = h.audit.records
+    assert intent.outcome == "intent"
     assert record.outcome == "ok" and record.status == 201  # the write's outcome is known
     assert [e.code for e in evs if isinstance(e, events.Error)] == ["deadline"]
 

@@ -190,7 +190,11 @@ async def test_approve_writes_exactly_the_payload_shown(keyfile: Path) -> None:
     assert [(d.principal, d.outcome, d.payload_sha256) for d in decisions] == [
         ("dr-signer", "approved", pending["payload_sha256"])
     ]
-    assert [(w.signed_by, w.status, w.caller) for w in writes] == [("dr-signer", 201, "kiosk")]
+    # the intent record is written (and flushed) before the POST is sent: fail closed
+    assert [(w.outcome, w.signed_by, w.status, w.caller) for w in writes] == [
+        ("intent", "dr-signer", None, "kiosk"),
+        ("ok", "dr-signer", 201, "kiosk"),
+    ]
 
 
 async def test_deny_tells_the_model_and_writes_nothing(keyfile: Path) -> None:

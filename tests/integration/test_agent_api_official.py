@@ -49,7 +49,12 @@ def agent(
             "--max-concurrent-tasks", "32",
         ],
         "/healthz",
-        {"SARA_AGENT_API_KEYS": API_KEY},
+        # one key plays every client of the 300-task run: its per-key rate and task limits off
+        {
+            "SARA_AGENT_API_KEYS": API_KEY,
+            "SARA_AGENT_TASK_RATE_PER_MINUTE": "0",
+            "SARA_AGENT_MAX_TASKS_PER_KEY": "0",
+        },
     )  # fmt: skip
     return proc, audit
 

@@ -64,6 +64,15 @@ def digest(payload: Any) -> str:
     return hashlib.sha256(orjson.dumps(payload, option=orjson.OPT_SORT_KEYS)).hexdigest()
 
 
+#: A few keys play every client of the 300-task runs: per-key rates and concurrency off.
+PER_KEY_LIMITS_OFF = {
+    "SARA_AGENT_TASK_RATE_PER_MINUTE": "0",
+    "SARA_AGENT_DECISION_RATE_PER_MINUTE": "0",
+    "SARA_AGENT_MAX_TASKS_PER_KEY": "0",
+    "SARA_AGENT_MAX_STREAMS_PER_KEY": "0",
+}
+
+
 def client(root: str) -> httpx.AsyncClient:
     return httpx.AsyncClient(base_url=root, timeout=DEADLINE, trust_env=False)
 
@@ -132,7 +141,7 @@ def start_agent(
                 "--log-level", "WARNING",
             ],
             "/healthz",
-            env,
+            {**PER_KEY_LIMITS_OFF, **(env or {})},
         )  # fmt: skip
         return Agent(proc, audit)
 
@@ -412,7 +421,10 @@ async def test_signed_order_is_written_exactly_as_shown_and_audited(
 
     # Audit: the write names its signer; the decision is a record of its own.
     records = agent.records(task_id)
-    posts = [r for r in records if r.get("method") == "POST"]
+    # (the write's intent record, written before the POST was sent, comes first: fail closed)
+    intents = [r for r in records if r.get("outcome") == "intent"]
+    assert [(r["method"], r["signed_by"]) for r in intents] == [("POST", SIGNER)]
+    posts = [r for r in records if r.get("method") == "POST" and r["outcome"] != "intent"]
     assert len(posts) == 1
     assert posts[0]["signed_by"] == SIGNER and posts[0]["caller"] == SIGNER
     assert (posts[0]["outcome"], posts[0]["status"]) == ("ok", 201)
@@ -551,7 +563,9 @@ async def test_waiting_task_survives_sigkill_and_is_signed_after_restart(
     kinds = [e.kind for e in events]
     assert kinds.count("approval_requested") == kinds.count("approval_decided") == 1
     assert kinds.index("approval_decided") == kinds.index("approval_requested") + 1
-    [post] = [r for r in agent.records(task_id) if r.get("method") == "POST"]
+    [post] = [
+        r for r in agent.records(task_id) if r.get("method") == "POST" and r["outcome"] != "intent"
+    ]
     assert post["signed_by"] == SIGNER and post["status"] == 201
 
 
@@ -675,7 +689,9 @@ async def test_two_agents_on_one_postgres_share_history_events_and_sign_off(
     # test_audit_of_reads_before_a_pause_survives_sigkill.)
     a.proc.stop()
     assert {r.get("method") for r in a.records(task_id)} == {"GET"}
-    [post] = [r for r in b.records(task_id) if r.get("method") == "POST"]
+    [post] = [
+        r for r in b.records(task_id) if r.get("method") == "POST" and r["outcome"] != "intent"
+    ]
     assert post["signed_by"] == SIGNER and post["caller"] == KIOSK and post["status"] == 201
     assert [r["outcome"] for r in b.records(task_id) if r.get("kind") == "decision"] == ["approved"]
 

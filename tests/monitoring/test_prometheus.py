@@ -422,7 +422,8 @@ def _start_stack(
             "--log-level",
             "WARNING",
         ],
-        env={"SARA_AGENT_API_KEYS": KEY},
+        # one key drives every scenario: the per-key rate (a burst of 20) would refuse some
+        env={"SARA_AGENT_API_KEYS": KEY, "SARA_AGENT_TASK_RATE_PER_MINUTE": "0"},
     )
     ports = {AGENT_JOB: agent, MODEL_JOB: vllm_port, OPERATOR_JOB: operator}
     config = _prometheus_config(tmp, rules, ports)

@@ -15,6 +15,10 @@ Filled gaps (see ../shared/KOPF-TESTING.md):
   (quadratic: 50 ClinicalAgents took minutes), so only the current one is kept there and the
   full log lives in :attr:`SaraEmulator.history`.
 
+Fault injection for tests/faults: :attr:`SaraEmulator.faults` holds :class:`Fault` entries, each
+answering the first matching request with an error status (once), optionally after applying
+it (a create that raced another writer or whose answer was lost: 409 AlreadyExists).
+
 Also :func:`serve` (emulator + HTTP server + kubeconfig) and :func:`run_operator` (Kopf in its
 own thread), shared by the tests and ``benchmarks/operator_reconcile.py``.
 """
@@ -84,6 +88,32 @@ class _RecordingBus(aiobus.Bus[Any]):
         await super().put(*items)
 
 
+@attrs.define
+class Fault:
+    """Answer the first ``method`` request on ``plural`` for object ``name`` with ``status``;
+    with ``applied`` the request takes effect first (its answer is what fails)."""
+
+    method: str  # POST | PATCH | GET | DELETE
+    plural: str  # deployments, services, ...
+    name: str
+    status: int
+    applied: bool = False
+    served: bool = False
+
+    def matches(self, request: rendering.Request) -> bool:
+        method = getattr(request.method, "value", request.method)
+        data = request.data if isinstance(request.data, dict) else {}
+        name = request.name or (data.get("metadata") or {}).get("name")
+        plural = getattr(request.resource, "plural", None)
+        return (
+            not self.served
+            and str(method).upper() == self.method
+            and plural == self.plural
+            and name == self.name
+            and request.subresource is None
+        )
+
+
 @attrs.define(kw_only=True)
 class SaraEmulator(k8s.KubernetesEmulator):
     """The emulator with resource versions, generations, uids and resumable watches."""
@@ -91,6 +121,7 @@ class SaraEmulator(k8s.KubernetesEmulator):
     _clock: _Clock = attrs.field(factory=_Clock, init=False)
     history: list[rendering.Request] = attrs.field(factory=list, init=False)
     namespaces: set[str] = attrs.field(factory=set, init=False)  # "exist" for Kopf
+    faults: list[Fault] = attrs.field(factory=list, init=False)
 
     def __attrs_post_init__(self) -> None:
         super().__attrs_post_init__()
@@ -120,6 +151,21 @@ class SaraEmulator(k8s.KubernetesEmulator):
         return str(self._clock.tick())
 
     async def _handle(self, request: rendering.Request) -> Any:
+        fault = next((f for f in self.faults if f.matches(request)), None)
+        if fault is None:
+            return await self._serve(request)
+        fault.served = True
+        if fault.applied:
+            await self._serve(request)
+        else:
+            self.history.append(request)
+        raise k8s.KubernetesError(
+            status=fault.status,
+            reason="AlreadyExists" if fault.status == 409 else "InternalError",
+            message=f"injected by the test: HTTP {fault.status}",
+        )
+
+    async def _serve(self, request: rendering.Request) -> Any:
         self.history.append(request)
         del self._requests[:-1]  # see the module docstring: routing scans this list
         if request.resource is not None and isinstance(request.data, dict | list):

@@ -74,8 +74,15 @@ async def test_run_serves_liveness_and_metrics_and_reconciles(
                 assert r.status < 300
             deploy = str(emulator.url) + "/apis/apps/v1/namespaces/lab/deployments/cli-agent"
             await wait_http(session, deploy)
+            # the Deployment exists before the reconcile handler has finished (and observed
+            # its duration): scrape until it has, within the same bound as the waits above
+            wanted = 'sara_operator_reconcile_seconds_count{handler="reconcile"}'
+            deadline = asyncio.get_running_loop().time() + 20
             text = await wait_http(session, f"http://127.0.0.1:{metrics}/metrics")
-            assert 'sara_operator_reconcile_seconds_count{handler="reconcile"}' in text
+            while wanted not in text and asyncio.get_running_loop().time() < deadline:
+                await asyncio.sleep(0.2)
+                text = await wait_http(session, f"http://127.0.0.1:{metrics}/metrics")
+            assert wanted in text
     except AssertionError as exc:
         failure = exc
     finally:

@@ -342,6 +342,11 @@ class Actions:
                 "Narrow the search, e.g. with _count, date or code, to see all of it.]"
             )
         found = None if reply.truncated else summarize(reply.text)
+        if found is None and not reply.truncated and self.protocol == "sara":
+            data += (  # a malformed answer (a proxy's page, a cut bundle): say so, not guess
+                "\n[Sara: this answer is not a FHIR resource (not valid JSON, or no "
+                "resourceType); it is shown as received. Retry once or finish.]"
+            )
         entries = found.get("count") if found and found["resource_type"] == "Bundle" else None
         return Outcome(
             f"Here is the response from the GET request:\n{data}. {PLEASE_FINISH}",

@@ -6,22 +6,36 @@ dedicated sink — stdout or a file of JSON lines (``settings.audit_sink``) — 
 logs. The loop flushes the sink before it yields a task's final event.
 
 Outcomes: ``ok``, ``http_error``, ``transport_error``, ``blocked``, ``acknowledged``,
-``dry_run``, ``dry_run_invalid``, ``denied``, ``invalid``. A write a clinician signed (write
-mode ``approve``) names the signer (``signed_by``); each decision on a pending write is a
-:class:`DecisionRecord` (``"kind": "decision"``) in the same stream. A read the clinician
-console makes to show a run's artifacts (``sara.agent.api.artifacts``) is marked
+``dry_run``, ``dry_run_invalid``, ``denied``, ``invalid``, and ``intent``: written (and flushed)
+before a POST is sent, so a write never reaches the FHIR server without a record. A write a
+clinician signed (write mode ``approve``) names the signer (``signed_by``); each decision on a
+pending write is a :class:`DecisionRecord` (``"kind": "decision"``) in the same stream. A read
+the clinician console makes to show a run's artifacts (``sara.agent.api.artifacts``) is marked
 ``"via": "console"``, its caller the console's user.
+
+Fail closed: :class:`StreamAuditSink` hands each record to the operating system as it is
+written (a flush, not an fsync), so a full disk (``ENOSPC``) or an unwritable file shows at
+once as :class:`~sara.agent.errors.AuditError`, and ``failure`` keeps the reason until a write
+succeeds again. The loop checks ``failure`` before each FHIR call and refuses the call while it
+is set (``probe()`` first retries the stream or the open), and withholds a read's answer from
+the model when the read's record could not be written; either way the task ends ``task error``
+with ``error`` "audit sink unwritable: …". No record, no FHIR access.
 """
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import json
 import sys
 import threading
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import IO, Any, Protocol
 from urllib.parse import parse_qsl, urlsplit
+
+from sara.agent.errors import AuditError
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,8 +84,15 @@ Record = AuditRecord | DecisionRecord
 
 
 class AuditSink(Protocol):
+    """Where records go. ``write`` and ``flush`` raise :class:`AuditError` when the record
+    cannot be kept; ``failure`` is the last such reason (``None`` while healthy) and
+    ``probe()`` tries the sink again and returns it."""
+
+    failure: str | None
+
     def write(self, record: Record) -> None: ...
     def flush(self) -> None: ...
+    def probe(self) -> str | None: ...
 
 
 class MemoryAuditSink:
@@ -80,6 +101,10 @@ class MemoryAuditSink:
     def __init__(self) -> None:
         self.records: list[Record] = []
         self.flushes = 0
+        self.failure: str | None = None
+
+    def probe(self) -> str | None:
+        return self.failure
 
     def write(self, record: Record) -> None:
         self.records.append(record)
@@ -89,34 +114,88 @@ class MemoryAuditSink:
 
 
 class StreamAuditSink:
-    """JSON lines on a text stream (stdout or an opened file); thread-safe."""
+    """JSON lines on a text stream (stdout or an opened file); thread-safe, fails closed.
 
-    def __init__(self, stream: IO[str], *, owned: bool = False) -> None:
+    Each record is written and flushed to the OS before ``write`` returns. A sink whose file
+    could not be opened (``opener`` raised) starts failed and tries to open it again on each
+    write and probe.
+    """
+
+    def __init__(
+        self,
+        stream: IO[str] | None,
+        *,
+        owned: bool = False,
+        opener: Callable[[], IO[str]] | None = None,
+        failure: str | None = None,
+        name: str = "the audit stream",
+    ) -> None:
+        self.name = name  # the file, in messages
         self._stream = stream
         self._owned = owned
+        self._opener = opener
         self._lock = threading.Lock()
+        self.failure: str | None = failure
 
     def write(self, record: Record) -> None:
         line = record.to_json() + "\n"
         with self._lock:
-            self._stream.write(line)
+            self._do(lambda stream: (stream.write(line), stream.flush()))
 
     def flush(self) -> None:
         with self._lock:
-            self._stream.flush()
+            self._do(lambda stream: stream.flush())
+
+    def probe(self) -> str | None:
+        """Try the sink again (flush what is buffered, or open the file); the failure left."""
+        if self.failure is not None or self._stream is None:
+            with self._lock, contextlib.suppress(AuditError):
+                self._do(lambda stream: stream.flush())
+        return self.failure
+
+    def _do(self, action: Callable[[IO[str]], object]) -> None:
+        opening = self._stream is None
+        try:
+            if self._stream is None:
+                if self._opener is None:
+                    raise OSError(errno.EBADF, "no audit stream")
+                self._stream = self._opener()
+            action(self._stream)
+        except OSError as exc:
+            name = errno.errorcode.get(exc.errno or 0, "other")
+            where = f"cannot open {self.name}: " if opening else ""
+            self.failure = f"audit sink unwritable: {where}{exc.strerror or exc} ({name})"
+            raise AuditError(self.failure, errno_name=name) from exc
+        except ValueError as exc:  # the stream was closed under us
+            self.failure = f"audit sink unwritable: {exc}"
+            raise AuditError(self.failure) from exc
+        self.failure = None
 
     def close(self) -> None:
-        if self._owned:
-            self._stream.close()
+        if self._owned and self._stream is not None:
+            with contextlib.suppress(OSError):  # a last buffered line on a full disk
+                self._stream.close()
 
 
 def open_sink(spec: str) -> StreamAuditSink:
-    """``stdout`` / ``-`` → standard output; anything else is a file path, appended to."""
+    """``stdout`` / ``-`` → standard output; anything else is a file path, appended to.
+
+    A file that cannot be opened (a read-only directory: ``EACCES``) does not stop the agent
+    from starting: the sink starts failed — every FHIR call is refused, ``/readyz`` says why —
+    and opens the file as soon as it can.
+    """
     if spec in ("stdout", "-", ""):
         return StreamAuditSink(sys.stdout)
     path = Path(spec)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    return StreamAuditSink(path.open("a", encoding="utf-8"), owned=True)
+
+    def opener() -> IO[str]:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return path.open("a", encoding="utf-8")
+
+    sink = StreamAuditSink(None, owned=True, opener=opener, name=str(path))
+    with contextlib.suppress(AuditError):  # it says why in ``failure``
+        sink.probe()
+    return sink
 
 
 def patient_reference(url: str | None, payload: Any = None) -> str | None:

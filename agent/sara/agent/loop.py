@@ -43,8 +43,15 @@ Final statuses (``TaskResult.status``), as in MedAgentBench: ``completed`` (FINI
 the text inside ``FINISH(…)``), ``agent invalid action`` (not one of the three actions; in
 lenient mode after one retry), ``task limit reached`` (``max_rounds`` used up),
 ``agent context limit`` (the model server says the conversation no longer fits),
-``task error`` (model server failure after retries, the task deadline, or a bug; an ``Error``
-event precedes it).
+``task error`` (model server failure after retries, the task deadline, an audit sink that
+cannot take records, or a bug; an ``Error`` event precedes it, and ``TaskResult.error`` says
+why in words, e.g. "model server failed (HTTP 503) after 4 tries").
+
+Audit fails closed: before a FHIR call is sent the sink must be healthy (``AuditSink.failure``
+unset, or cleared by ``probe()``), a POST's ``intent`` record is written first, and a read whose
+record cannot be written is not given to the model; the task ends with "audit sink
+unwritable: …" instead.
+
 ``history`` is the benchmark's: ``{"role": "user"|"agent", "content": str}``, the prompt first,
 the model's raw text as ``agent`` entries. FHIR failures and blocked URLs are never task errors:
 the model is told and may correct itself.
@@ -53,6 +60,7 @@ the model is told and may correct itself.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -72,8 +80,8 @@ from sara.agent.actions import (
     PendingWrite,
     Protocol,
 )
-from sara.agent.audit import AuditRecord, AuditSink
-from sara.agent.errors import ContextLimitError, ModelError
+from sara.agent.audit import AuditRecord, AuditSink, patient_reference
+from sara.agent.errors import AuditError, ContextLimitError, ModelError
 from sara.agent.events import (
     ApprovalDecided,
     ApprovalRequested,
@@ -277,7 +285,7 @@ class Loop:
             status, result = "task limit reached", None
             for rnd in range(state.rounds + 1, self.config.max_rounds + 1):
                 if _passed(deadline):
-                    yield self._deadline_error(tlog, state.rounds)
+                    yield self._deadline_error(tlog, state.rounds, state)
                     status = "task error"
                     break
                 state.rounds = rnd
@@ -290,7 +298,7 @@ class Loop:
                     if not _passed(deadline):
                         raise
                     self._model_metric("error", time.perf_counter() - asked, None)
-                    yield self._deadline_error(tlog, rnd)
+                    yield self._deadline_error(tlog, rnd, state)
                     status = "task error"
                     break
                 except ContextLimitError:
@@ -300,6 +308,8 @@ class Loop:
                     break
                 except ModelError as exc:
                     self._model_metric("error", time.perf_counter() - asked, None)
+                    if self.metrics is not None:
+                        self.metrics.model_error(exc.reason)
                     tlog.warning("model_error", round=rnd, error=str(exc))
                     state.error = str(exc)
                     yield Error(message=str(exc), code="model_error")
@@ -334,7 +344,7 @@ class Loop:
                     status = "agent invalid action"
                     break
                 if _passed(deadline):  # the model answered too late: its action is not taken
-                    yield self._deadline_error(tlog, rnd)
+                    yield self._deadline_error(tlog, rnd, state)
                     status = "task error"
                     break
                 if isinstance(action, parser.Post) and self.config.write_mode == WriteMode.APPROVE:
@@ -366,6 +376,9 @@ class Loop:
                     )
                 else:
                     method, ptype, sends, blocked = self.actions.plan(action)
+                    if sends:
+                        payload = action.payload if isinstance(action, parser.Post) else None
+                        self._audit_ready(method, ptype, action.url, payload, state, task, rnd)
                     yield FhirRequest(
                         round=rnd,
                         method=method,
@@ -388,6 +401,14 @@ class Loop:
                     yield event
                 state.history.append({"role": "user", "content": outcome.message})
             ended = True
+        except AuditError as exc:
+            ended = True
+            if self.metrics is not None:
+                self.metrics.audit_failed(exc.errno_name)
+            tlog.error("audit_unwritable", round=state.rounds, error=str(exc))
+            state.error = str(exc)
+            yield Error(message=str(exc), code="audit_unwritable")
+            status, result = "task error", None
         except Exception:
             tlog.exception("task_failed", round=state.rounds)
             ended = True
@@ -404,11 +425,9 @@ class Loop:
                         state.rounds,
                         state.active_before + time.perf_counter() - started,
                     )
-                if self.audit is not None:
-                    self.audit.flush()
+                self._flush_quietly()
                 tlog.info("task_cancelled", rounds=state.rounds)
-        if self.audit is not None:
-            self.audit.flush()
+        self._flush_quietly()
         if paused:
             tlog.info("task_awaiting_approval", rounds=state.rounds)
             return
@@ -462,6 +481,16 @@ class Loop:
         written = self.actions.restore(resume.url, resume.body, resume.payload_sha256)
         rtype = written.resource_type if isinstance(written, PendingWrite) else "resource"
         if resume.decision == "approved" and isinstance(written, PendingWrite):
+            self._audit_ready(
+                "POST",
+                written.resource_type,
+                written.relative,
+                written.payload,
+                state,
+                task,
+                rnd,
+                signed_by=resume.decided_by,
+            )
             yield FhirRequest(
                 round=rnd,
                 method="POST",
@@ -495,10 +524,52 @@ class Loop:
             )
         state.history.append({"role": "user", "content": message})
 
-    def _deadline_error(self, tlog: Any, rnd: int) -> Error:
+    def _deadline_error(self, tlog: Any, rnd: int, state: _State) -> Error:
         limit = self.config.task_timeout_seconds
         tlog.warning("task_deadline", round=rnd, limit_seconds=limit)
-        return Error(message=f"the task took longer than its limit of {limit:g} s", code="deadline")
+        state.error = f"the task took longer than its limit of {limit:g} s"
+        return Error(message=state.error, code="deadline")
+
+    def _audit_ready(
+        self,
+        method: str,
+        resource_type: str | None,
+        url: str | None,
+        payload: Any,
+        state: _State,
+        task: TaskSpec,
+        rnd: int,
+        signed_by: str | None = None,
+    ) -> None:
+        """Before a FHIR call is sent: the sink must take records (raises AuditError), and a
+        write's intent is on record first."""
+        sink = self.audit
+        if sink is None:
+            return
+        if sink.failure is not None and sink.probe() is not None:
+            raise AuditError(sink.failure, errno_name=_errno_of(sink.failure))
+        if method == "POST":
+            sink.write(
+                AuditRecord(
+                    ts=datetime.now(UTC).isoformat(timespec="milliseconds"),
+                    task_id=state.task_id,
+                    round=rnd,
+                    caller=task.caller,
+                    method=method,
+                    resource_type=self._label(resource_type),
+                    patient=patient_reference(url, payload) or state.patient,
+                    status=None,
+                    duration_ms=0.0,
+                    outcome="intent",
+                    signed_by=signed_by,
+                )
+            )
+
+    def _flush_quietly(self) -> None:
+        """The end-of-task flush: a failed record has already ended the task."""
+        if self.audit is not None:
+            with contextlib.suppress(AuditError):
+                self.audit.flush()
 
     def _label(self, resource_type: str | None) -> str:
         if self.metrics is not None:
@@ -574,6 +645,12 @@ class Loop:
                 summary=call.summary,
             ),
         ]
+
+
+def _errno_of(failure: str) -> str:
+    """``ENOSPC`` from "audit sink unwritable: No space left on device (ENOSPC)"."""
+    name = failure.rsplit("(", 1)[-1].rstrip(")")
+    return name if name.isupper() and name.startswith("E") else "other"
 
 
 def _passed(deadline: float | None) -> bool:

@@ -35,6 +35,12 @@ _WRITE_OUTCOME = {
 }
 _TASK_SECONDS = (0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20, 30, 60, 120, 300, 600)
 CONSOLE_READS = ("ok", "http_error", "transport_error", "blocked", "too_large", "not_json")
+#: Why a credential was refused (``sara_api_auth_failures_total{reason}``).
+AUTH_FAILURES = ("missing", "invalid", "forbidden")
+#: Why the server dropped an SSE stream (``sara_sse_streams_dropped_total{reason}``).
+SSE_DROPS = ("slow_client", "time_limit")
+MODEL_ERRORS = ("http", "timeout", "connection", "bad_body", "refused", "too_large")
+AUDIT_ERRNOS = ("ENOSPC", "EACCES", "EROFS", "EIO", "EDQUOT", "EPERM")
 
 
 def status_class(status: int | None) -> str:
@@ -156,6 +162,39 @@ class AgentMetrics:
             ["reason"],
             registry=r,
         )
+        self.auth_failures = Counter(
+            "sara_api_auth_failures",
+            "API requests refused for their credentials: missing, invalid (no such key) or "
+            "forbidden (the key lacks the role).",
+            ["reason"],
+            registry=r,
+        )
+        self.sse_dropped = Counter(
+            "sara_sse_streams_dropped",
+            "SSE streams the server closed on a client: slow_client (stopped reading) or "
+            "time_limit (the stream outlived its limit).",
+            ["reason"],
+            registry=r,
+        )
+        self.model_errors = Counter(
+            "sara_model_errors",
+            "Model rounds that failed after the bounded retries, by reason (docs/faults.md).",
+            ["reason"],
+            registry=r,
+        )
+        self.audit_write_failures = Counter(
+            "sara_audit_write_failures",
+            "Audit records that could not be written (the FHIR call was refused or its answer "
+            "withheld), by errno.",
+            ["errno"],
+            registry=r,
+        )
+        self.audit_sink_up = Gauge(
+            "sara_audit_sink_up",
+            "1 while the audit sink takes records; 0 after a failed write, until one succeeds.",
+            registry=r,
+        )
+        self.audit_sink_up.set(1)
 
     def resource_label(self, resource_type: str | None) -> str:
         return resource_type if resource_type in self._types else "other"
@@ -204,6 +243,15 @@ class AgentMetrics:
 
     def console_read(self, outcome: str) -> None:
         self.console_reads.labels(outcome if outcome in CONSOLE_READS else "other").inc()
+
+    def model_error(self, reason: str) -> None:
+        self.model_errors.labels(reason if reason in MODEL_ERRORS else "other").inc()
+
+    def audit_failed(self, errno_name: str) -> None:
+        self.audit_write_failures.labels(
+            errno_name if errno_name in AUDIT_ERRNOS else "other"
+        ).inc()
+        self.audit_sink_up.set(0)
 
     def exposition(self) -> bytes:
         return generate_latest(self.registry)

@@ -2,8 +2,12 @@
 
 History roles map as the benchmark's harness maps them: ``user`` → ``user``, ``agent`` →
 ``assistant``. Requests use the configured temperature (0) and ``max_tokens`` (2048). 429, 5xx,
-timeouts and connection errors are retried a bounded number of times with exponential backoff
-(``Retry-After`` honoured, capped). Each attempt is bounded in time as a whole (a server
+timeouts, connection errors (refused, reset, a body cut short) and answers that are not a
+completion (garbage, an HTML error page) are retried ``max_retries`` times with exponential
+backoff and full jitter (a random delay between 0 and ``backoff · 2^(try-1)``, capped at
+``MAX_BACKOFF_SECONDS``; ``Retry-After`` honoured as given, capped), then raise one
+:class:`~sara.agent.errors.ModelError` whose message says why in words, e.g. "model server
+failed (HTTP 503) after 4 tries". Each attempt is bounded in time as a whole (a server
 trickling bytes cannot hold it open) and its answer in size (``MAX_RESPONSE_BYTES`` after
 decompression, :func:`~sara.agent.fhir_client.read_capped`). A context-window overflow —
 HTTP 400/413/422 whose body speaks of the context length, or ``finish_reason: "length"`` with
@@ -16,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import random
 import time
 import zlib
 from collections.abc import Awaitable, Callable
@@ -74,6 +79,7 @@ class ModelClient:
         max_tokens: int = 2048,
         backoff: float = 0.5,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        jitter: Callable[[], float] = random.random,
         context_limit: Callable[[int, str], bool] | None = None,
     ) -> None:
         self.model = model
@@ -82,7 +88,10 @@ class ModelClient:
         self.temperature = temperature
         self.max_tokens = max_tokens
         self.backoff = backoff
-        self._sleep = sleep
+        # how to wait between tries, and a factor in [0, 1) for each backoff: tests replace
+        # them (also on a running app's shared client) to record or pin the delays
+        self.sleep = sleep
+        self.jitter = jitter
         self.timeout = timeout
         self._context_limit = context_limit or is_context_limit
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
@@ -110,24 +119,52 @@ class ModelClient:
             delay: float | None = None
             try:
                 response, raw = await self._post(url, body)
-            except (TimeoutError, httpx.TimeoutException, httpx.TransportError) as exc:
-                if attempt > self.max_retries:
-                    raise ModelError(f"model server unreachable: {type(exc).__name__}") from exc
+            except (TimeoutError, httpx.TimeoutException):
+                failure = ModelError(
+                    f"model server timed out (no answer within {self.timeout:g} s) "
+                    f"after {_tries(attempt)}",
+                    reason="timeout",
+                )
+            except httpx.ConnectError as exc:
+                failure = ModelError(
+                    f"model server unreachable ({type(exc).__name__}) after {_tries(attempt)}",
+                    reason="connection",
+                )
+            except httpx.TransportError as exc:  # reset, or a body cut short
+                failure = ModelError(
+                    f"model server connection failed mid-answer ({type(exc).__name__}) "
+                    f"after {_tries(attempt)}",
+                    reason="connection",
+                )
             else:
                 status = response.status_code
                 if status == 200:
-                    return _completion(raw, time.perf_counter() - start, attempt)
-                text = raw.decode("utf-8", errors="replace")
-                if self._context_limit(status, text):
-                    raise ContextLimitError(f"model context limit (HTTP {status})")
-                if status != 429 and status < 500:
-                    raise ModelError(f"model server refused the request (HTTP {status})")
-                if attempt > self.max_retries:
-                    raise ModelError(f"model server failed (HTTP {status}) after {attempt} tries")
-                delay = _retry_after(response)
-            if delay is None:
-                delay = self.backoff * 2 ** (attempt - 1)
-            await self._sleep(min(delay, MAX_BACKOFF_SECONDS))
+                    try:
+                        return _completion(raw, time.perf_counter() - start, attempt)
+                    except _BadBody as exc:
+                        failure = ModelError(
+                            f"model server answered with an unexpected body ({exc}) "
+                            f"after {_tries(attempt)}",
+                            reason="bad_body",
+                        )
+                else:
+                    text = raw.decode("utf-8", errors="replace")
+                    if self._context_limit(status, text):
+                        raise ContextLimitError(f"model context limit (HTTP {status})")
+                    if status != 429 and status < 500:
+                        raise ModelError(
+                            f"model server refused the request (HTTP {status})", reason="refused"
+                        )
+                    failure = ModelError(
+                        f"model server failed (HTTP {status}) after {_tries(attempt)}",
+                        reason="http",
+                    )
+                    delay = _retry_after(response)
+            if attempt > self.max_retries:
+                raise failure
+            if delay is None:  # full jitter: retries of many tasks do not arrive in step
+                delay = min(self.backoff * 2 ** (attempt - 1), MAX_BACKOFF_SECONDS) * self.jitter()
+            await self.sleep(min(delay, MAX_BACKOFF_SECONDS))
 
     async def _post(self, url: str, body: dict[str, Any]) -> tuple[httpx.Response, bytes]:
         """One attempt: the response and at most MAX_RESPONSE_BYTES of its body, in time."""
@@ -137,11 +174,15 @@ class ModelClient:
             try:
                 raw, truncated = await read_capped(response, MAX_RESPONSE_BYTES)
             except (httpx.DecodingError, zlib.error) as exc:
-                raise ModelError("model server answered with an undecodable body") from exc
+                raise ModelError(
+                    "model server answered with an undecodable body", reason="bad_body"
+                ) from exc
             finally:
                 await response.aclose()
         if truncated:
-            raise ModelError(f"model server answer exceeds {MAX_RESPONSE_BYTES} bytes")
+            raise ModelError(
+                f"model server answer exceeds {MAX_RESPONSE_BYTES} bytes", reason="too_large"
+            )
         return response, raw
 
     async def reachable(self) -> bool:
@@ -166,9 +207,22 @@ def _retry_after(response: httpx.Response) -> float | None:
         return None
 
 
+class _BadBody(Exception):
+    """A 200 answer that is not a chat completion (retried; its message says what it was)."""
+
+
+def _tries(attempt: int) -> str:
+    return "1 try" if attempt == 1 else f"{attempt} tries"
+
+
 def _completion(raw: bytes, elapsed: float, attempts: int) -> Completion:
     try:
         data: Any = json.loads(raw)
+    except RecursionError as exc:
+        raise _BadBody("JSON nested too deeply") from exc
+    except ValueError as exc:
+        raise _BadBody("HTML, not JSON" if raw.lstrip()[:1] == b"<" else "not JSON") from exc
+    try:
         choice = data["choices"][0]
         text = choice.get("message", {}).get("content") or ""
         finish = choice.get("finish_reason")
@@ -176,10 +230,10 @@ def _completion(raw: bytes, elapsed: float, attempts: int) -> Completion:
         usage = usage if isinstance(usage, dict) else {}
         prompt_tokens = _tokens(usage.get("prompt_tokens"))
         completion_tokens = _tokens(usage.get("completion_tokens"))
-    except (ValueError, KeyError, IndexError, TypeError, AttributeError, RecursionError) as exc:
-        raise ModelError("model server answered with an unexpected body") from exc
+    except (KeyError, IndexError, TypeError, AttributeError, RecursionError) as exc:
+        raise _BadBody("JSON, but not a chat completion") from exc
     if not isinstance(text, str):
-        raise ModelError("model server answered with non-text content")
+        raise ModelError("model server answered with non-text content", reason="bad_body")
     if not text.isascii():  # a lone surrogate ("\ud800" in the JSON) has no UTF-8: sending it
         text = text.encode("utf-8", "replace").decode()  # back, SSE and JSON answers all failed
     if finish == "length" and not text.strip():

@@ -18,6 +18,7 @@ from sara.common.clock import BENCH_NOW_ISO
 
 #: ``console_now`` value that makes the console's templates state the real current time.
 LIVE_CLOCK = "live"
+_NOT_IN_HOST = set("/?#@ \\\t")
 
 
 class WriteMode(StrEnum):
@@ -87,6 +88,20 @@ class AgentSettings(BaseSettings):
     max_concurrent_tasks: int = Field(64, ge=1)
     max_body_bytes: int = Field(1024 * 1024, gt=0)
     sse_keepalive_seconds: float = Field(15.0, gt=0)  # ": keep-alive" comment when idle
+    # Per-key limits (per replica; docs/security.md, "Limits"); 0 = no limit.
+    task_rate_per_minute: float = Field(60.0, ge=0)  # POST /v1/tasks per key, on average
+    task_rate_burst: int = Field(20, ge=1)  # ... and at once
+    decision_rate_per_minute: float = Field(120.0, ge=0)  # sign-off decisions per key
+    decision_rate_burst: int = Field(30, ge=1)
+    max_tasks_per_key: int = Field(16, ge=0)  # running at once for one key
+    max_streams_per_key: int = Field(8, ge=0)  # open SSE streams for one key
+    sse_send_timeout_seconds: float = Field(30.0, gt=0)  # a stream whose client stops reading
+    max_instruction_chars: int = Field(8192, ge=1, le=20_000)  # a task's instruction
+    # Browser hardening: origins (besides the console's own) allowed to call the API from a
+    # browser, comma-separated "https://host[:port]" ("*" refused); HSTS max-age when the agent
+    # is only reached over TLS (0 = no Strict-Transport-Security header).
+    cors_origins: str = ""
+    hsts_seconds: int = Field(0, ge=0)
 
     # The run store (tasks, their events, pending actions) and sign-off.
     store: str = "sqlite:///var/runs.db"  # sqlite:///path | postgresql://user:pass@host:port/db
@@ -106,6 +121,22 @@ class AgentSettings(BaseSettings):
     # context ("It's … now."). The default is the benchmark's clock, which the synthetic EHR and
     # the benchmark's EHR are charted around; "live" = the real clock (a hospital's own FHIR).
     console_now: str = BENCH_NOW_ISO
+
+    @field_validator("cors_origins")
+    @classmethod
+    def _cors_origins(cls, value: str) -> str:
+        origins = [o.strip().rstrip("/") for o in value.split(",") if o.strip()]
+        for origin in origins:
+            if origin == "*" or "*" in origin:
+                raise ValueError("'*' is not allowed: list the exact origins")
+            scheme, sep, rest = origin.partition("://")
+            if scheme not in ("http", "https") or not sep or not rest or _NOT_IN_HOST & set(rest):
+                raise ValueError(f"{origin!r} is not an origin like https://portal.example.org")
+        return ",".join(origins)
+
+    @property
+    def cors_origin_list(self) -> list[str]:
+        return [o for o in self.cors_origins.split(",") if o]
 
     @field_validator("console_now")
     @classmethod

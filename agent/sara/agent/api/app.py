@@ -18,18 +18,20 @@ import structlog
 from fastapi import FastAPI, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
+from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import Response
 from prometheus_client import CollectorRegistry
 
 from sara.agent import runtime
 from sara.agent.api import artifacts, contract, routes
 from sara.agent.api.auth import KeyRing, load_keys
-from sara.agent.api.limits import BodyLimit, Gate
+from sara.agent.api.headers import SecurityHeaders
+from sara.agent.api.limits import BodyLimit, Gate, RateLimit
 from sara.agent.api.runner import Runner
 from sara.agent.api.service import AUTH_DISABLED_WARNING, AgentService
 from sara.agent.audit import AuditSink, StreamAuditSink, open_sink
 from sara.agent.console import pages
-from sara.agent.errors import ConfigError
+from sara.agent.errors import AuditError, ConfigError, StoreUnavailable
 from sara.agent.fhir_client import quiet_http_logs
 from sara.agent.metrics import AgentMetrics
 from sara.agent.settings import AgentSettings
@@ -60,6 +62,7 @@ def create_app(
         CollectorRegistry(), resource_types=config.read_types | config.write_types
     )
     sink: AuditSink = audit if audit is not None else open_sink(settings.audit_sink)
+    metrics.audit_sink_up.set_function(lambda: 0.0 if sink.failure else 1.0)
     loop = runtime.build_loop(
         settings,
         model_transport=model_transport,
@@ -72,7 +75,10 @@ def create_app(
         loop=loop,
         metrics=metrics,
         keys=keys,
-        gate=Gate(settings.max_concurrent_tasks),
+        gate=Gate(settings.max_concurrent_tasks, settings.max_tasks_per_key),
+        streams=Gate(0, settings.max_streams_per_key),
+        task_rate=RateLimit(settings.task_rate_per_minute, settings.task_rate_burst),
+        decision_rate=RateLimit(settings.decision_rate_per_minute, settings.decision_rate_burst),
     )
 
     @asynccontextmanager
@@ -129,7 +135,9 @@ def create_app(
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
-            app.openapi_schema = contract.complete(build_document(), config.max_rounds)
+            app.openapi_schema = contract.complete(
+                build_document(), config.max_rounds, settings.max_instruction_chars
+            )
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]
@@ -137,15 +145,43 @@ def create_app(
     app.include_router(artifacts.router)
     app.include_router(pages.router)  # the clinician console at /
     app.add_exception_handler(RequestValidationError, _invalid_request)  # type: ignore[arg-type]
+    app.add_exception_handler(StoreUnavailable, _unavailable)
+    app.add_exception_handler(AuditError, _unavailable)
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes, metrics=metrics)
+    if settings.cors_origin_list:  # the console is same-origin: no CORS unless listed
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origin_list,
+            allow_methods=["GET", "POST"],
+            allow_headers=["Authorization", "Content-Type", "Accept", "Last-Event-ID", "Prefer"],
+            expose_headers=["Location", "Retry-After", "X-Task-Id", "Preference-Applied"],
+            max_age=600,
+        )
+    app.add_middleware(SecurityHeaders, hsts_seconds=settings.hsts_seconds)  # outermost
     return app
+
+
+async def _unavailable(request: Request, exc: Exception) -> Response:
+    """503 in words, not a 500 with a traceback: the run store's database is down (or
+    restarting), or the audit sink cannot take the record a console read needs."""
+    code = "audit_unwritable" if isinstance(exc, AuditError) else "store_unavailable"
+    log.warning("api_unavailable", code=code, path=request.url.path, error=str(exc))
+    body = json.dumps({"detail": str(exc), "code": code})
+    return Response(
+        body, status_code=503, media_type="application/json", headers={"Retry-After": "5"}
+    )
 
 
 async def _invalid_request(request: Request, exc: RequestValidationError) -> Response:
     """FastAPI's 422, but ASCII-escaped: its own handler echoes the input as UTF-8, so a lone
     surrogate (JSON ``"\\ud800"``) in a request made the validation error itself a 500; and a
-    body that is not JSON is echoed as bytes, which need not be UTF-8 (``\\xff``, a 500 too)."""
-    errors = jsonable_encoder(exc.errors(), custom_encoder={bytes: _bytes_text})
+    body that is not JSON is echoed as bytes, which need not be UTF-8 (``\\xff``, a 500 too).
+    And without ``input``: FastAPI echoes the offending value — for a missing field the whole
+    body, instruction, MRN and names —, and error bodies end up in client logs (docs/phi.md)."""
+    errors = [
+        {k: v for k, v in error.items() if k != "input"}
+        for error in jsonable_encoder(exc.errors(), custom_encoder={bytes: _bytes_text})
+    ]
     body = json.dumps({"detail": errors}, ensure_ascii=True)
     return Response(body, status_code=422, media_type="application/json")
 

@@ -23,7 +23,8 @@ MEANINGS: dict[int, str] = {
     409: "The request conflicts with the task's state",
     413: "Request body too large",
     422: "The request is malformed, or asks for more than this server allows",
-    429: "Too many tasks running; retry after `Retry-After` seconds",
+    429: "A limit was reached (a rate, or too many running at once, in all or for this key); "
+    "retry after `Retry-After` seconds",
     502: "The FHIR server could not be reached or did not answer with JSON",
     503: "Not ready",
 }
@@ -61,10 +62,12 @@ WITH_BODY = (400, 408, 413, 422)
 _REF = "#/components/schemas/ErrorBody"
 
 
-def complete(document: dict[str, Any], max_rounds: int) -> dict[str, Any]:
+def complete(
+    document: dict[str, Any], max_rounds: int, max_instruction_chars: int | None = None
+) -> dict[str, Any]:
     """Finish FastAPI's OpenAPI document: add :class:`ErrorBody`, and write in this server's
     own limits (the models carry the widest any server allows): ``options.max_rounds`` may not
-    exceed this server's ``max_rounds``."""
+    exceed this server's ``max_rounds``, ``instruction`` its ``max_instruction_chars``."""
     schemas = document.setdefault("components", {}).setdefault("schemas", {})
     schemas["ErrorBody"] = ErrorBody.model_json_schema(ref_template="#/components/schemas/{model}")
     field = schemas.get("TaskOptions", {}).get("properties", {}).get("max_rounds")
@@ -73,4 +76,7 @@ def complete(document: dict[str, Any], max_rounds: int) -> dict[str, Any]:
             if variant.get("type") == "integer":
                 variant["maximum"] = max_rounds
         field["description"] = f"At most this server's max_rounds ({max_rounds})."
+    instruction = schemas.get("TaskRequest", {}).get("properties", {}).get("instruction")
+    if instruction is not None and max_instruction_chars is not None:
+        instruction["maxLength"] = min(instruction.get("maxLength", 1 << 31), max_instruction_chars)
     return document

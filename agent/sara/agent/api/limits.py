@@ -1,8 +1,16 @@
-"""Request body limits (413 size, 408 time) as pure ASGI middleware; the task gate (429)."""
+"""Request body limits (413 size, 408 time) as pure ASGI middleware; the gates and rate limits
+behind the API's 429s.
+
+All of it is in-process: each replica keeps its own counts (docs/security.md, "Limits"). The
+event loop is single-threaded and nothing here awaits, so no locks: a check is a dict lookup.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import math
+import time
+from collections.abc import Callable
 
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -81,21 +89,70 @@ class BodyLimit:
 
 
 class Gate:
-    """At most ``limit`` tasks at once; ``try_enter`` never waits (the caller answers 429)."""
+    """At most ``limit`` at once in all (0: no limit), and at most ``per_key`` for one key (0:
+    no limit). Nothing waits: ``refusal`` says why not, and the caller answers 429."""
 
-    def __init__(self, limit: int) -> None:
+    def __init__(self, limit: int, per_key: int = 0) -> None:
         self.limit = limit
+        self.per_key = per_key
         self.active = 0
+        self.by_key: dict[str, int] = {}
 
-    def try_enter(self) -> bool:
-        if self.active >= self.limit:
+    def refusal(self, key: str = "") -> str | None:
+        """Why ``key`` may not enter now: ``"saturated"`` (all slots taken), ``"key"`` (this
+        key's), or None."""
+        if self.limit and self.active >= self.limit:
+            return "saturated"
+        if self.per_key and self.by_key.get(key, 0) >= self.per_key:
+            return "key"
+        return None
+
+    def try_enter(self, key: str = "") -> bool:
+        """Take a slot if there is one."""
+        if self.refusal(key) is not None:
             return False
-        self.active += 1
+        self.enter(key)
         return True
 
-    def enter(self) -> None:
+    def enter(self, key: str = "") -> None:
         """Take a slot even when full: a decision resumes its task, never answered 429."""
         self.active += 1
+        self.by_key[key] = self.by_key.get(key, 0) + 1
 
-    def leave(self) -> None:
+    def leave(self, key: str = "") -> None:
         self.active -= 1
+        left = self.by_key.get(key, 0) - 1
+        if left > 0:
+            self.by_key[key] = left
+        else:
+            self.by_key.pop(key, None)  # the map holds only keys with something running
+
+
+class RateLimit:
+    """A token bucket per key: ``per_minute`` requests a minute on average, ``burst`` at once.
+
+    ``per_minute`` 0 means no limit. Buckets exist only for authenticated keys (or the one
+    ``anonymous`` caller without auth), so the map is as small as the key ring.
+    """
+
+    def __init__(
+        self, per_minute: float, burst: int, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self.per_minute = per_minute
+        self.burst = max(1, burst)
+        self.rate = per_minute / 60.0
+        self.clock = clock
+        self.buckets: dict[str, tuple[float, float]] = {}  # key -> (tokens, when)
+
+    def take(self, key: str) -> int:
+        """Spend one token: 0, or the whole seconds (at least 1) until the next is due."""
+        if self.rate <= 0:
+            return 0
+        now = self.clock()
+        tokens, when = self.buckets.get(key, (float(self.burst), now))
+        tokens = min(float(self.burst), tokens + (now - when) * self.rate)
+        if tokens >= 1.0:
+            self.buckets[key] = (tokens - 1.0, now)
+            return 0
+        self.buckets[key] = (tokens, now)
+        return max(1, math.ceil((1.0 - tokens) / self.rate))

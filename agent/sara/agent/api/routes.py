@@ -18,7 +18,7 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, NoReturn
 
 import structlog
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response, Security
@@ -26,11 +26,12 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from prometheus_client import CONTENT_TYPE_LATEST
 from pydantic import BaseModel, ConfigDict, Field
-from starlette.types import Receive, Scope, Send
+from starlette.types import Message, Receive, Scope, Send
 
 from sara.agent import sse
 from sara.agent.api.auth import ANONYMOUS, Principal
 from sara.agent.api.contract import AUTHENTICATED, WITH_BODY, errors
+from sara.agent.api.limits import Gate, RateLimit
 from sara.agent.api.live import Frame, Live
 from sara.agent.api.service import AUTH_DISABLED_WARNING, AgentService
 from sara.agent.loop import TaskSpec
@@ -121,23 +122,73 @@ def get_principal(
     service: Service,
     _scheme: Annotated[HTTPAuthorizationCredentials | None, Security(BEARER)],
 ) -> Principal:
-    """The caller, or 401."""
+    """The caller, or 401 (counted and logged, without what was presented)."""
     if service.no_auth:
         return ANONYMOUS
-    principal = service.keys.authenticate(request.headers.get("authorization"))
+    authorization = request.headers.get("authorization")
+    principal = service.keys.authenticate(authorization)
     if principal is None:
         service.metrics.api_rejected.labels("unauthorized").inc()
+        _auth_failed(service, request, "missing" if not authorization else "invalid")
         raise HTTPException(401, "missing or invalid API key", {"WWW-Authenticate": "Bearer"})
     return principal
+
+
+def _auth_failed(service: AgentService, request: Request, reason: str, key: str = "") -> None:
+    """Count and log a refused credential: the reason, the route, the client's address and (for
+    a known key without the role) the key's name or id; never the header or the key."""
+    service.metrics.auth_failures.labels(reason).inc()
+    route = request.scope.get("route")
+    log.warning(
+        "auth_failed",
+        reason=reason,
+        key=key or None,
+        method=request.method,
+        route=getattr(route, "path", None),
+        client=request.client.host if request.client else None,
+    )
 
 
 Caller = Annotated[Principal, Depends(get_principal)]
 
 
-def _need(service: AgentService, principal: Principal, role: str) -> None:
+def _need(service: AgentService, principal: Principal, role: str, request: Request) -> None:
     if not principal.can(role):
         service.metrics.api_rejected.labels("forbidden").inc()
+        _auth_failed(service, request, "forbidden", principal.name)
         raise HTTPException(403, f"this API key lacks the '{role}' role")
+
+
+def _too_many(service: AgentService, reason: str, detail: str, retry_after: int = 1) -> NoReturn:
+    """429 with ``Retry-After`` (whole seconds, at least 1)."""
+    service.metrics.api_rejected.labels(reason).inc()
+    raise HTTPException(429, detail, {"Retry-After": str(max(1, retry_after))})
+
+
+def _rate(service: AgentService, limit: RateLimit, what: str, key: str) -> None:
+    wait = limit.take(key)
+    if wait:
+        _too_many(
+            service,
+            f"rate_{what}",
+            f"rate limit: at most {limit.per_minute:g} {what} a minute per API key "
+            f"(bursts of {limit.burst}); retry after {wait} s",
+            wait,
+        )
+
+
+def _enter(service: AgentService, gate: Gate, what: str, key: str) -> None:
+    """A slot of ``gate`` for ``key``, or 429."""
+    refused = gate.refusal(key)
+    if refused == "saturated":
+        _too_many(service, "saturated", f"too many {what} running")
+    elif refused is not None:
+        _too_many(
+            service,
+            f"key_{what}",
+            f"too many {what} open for this API key (at most {gate.per_key} at once)",
+        )
+    gate.enter(key)
 
 
 def _sees_all(principal: Principal) -> bool:
@@ -191,37 +242,60 @@ def _options(service: AgentService, options: TaskOptions) -> dict[str, Any]:
             *WITH_BODY,
             s403="The key lacks the `run` role, or asks for `write_mode=execute` where the "
             "server does not allow it",
-            s422="The request is malformed, or `options.max_rounds` exceeds this server's "
-            "`max_rounds` (the schema's maximum)",
+            s422="The request is malformed, the instruction is longer than this server's "
+            "`max_instruction_chars`, or `options.max_rounds` exceeds its `max_rounds` (the "
+            "schema's maxima)",
+            s429="This key's task rate, this key's running tasks or streams, or the server's "
+            "running tasks are at their limit; retry after `Retry-After` seconds",
         ),
     },
 )
 async def create_task(
     body: TaskRequest, request: Request, service: Service, principal: Caller
 ) -> Response:
-    _need(service, principal, "run")
+    key = principal.name
+    _need(service, principal, "run", request)
+    _rate(service, service.task_rate, "tasks", key)
+    limit = service.settings.max_instruction_chars
+    if len(body.instruction) > limit:
+        raise HTTPException(
+            422,
+            f"the instruction is {len(body.instruction)} characters; this server accepts at "
+            f"most {limit} (max_instruction_chars)",
+        )
     options = _options(service, body.options)
-    if not service.gate.try_enter():
-        service.metrics.api_rejected.labels("saturated").inc()
-        raise HTTPException(429, "too many tasks running", {"Retry-After": "1"})
-    spec = TaskSpec(body.instruction, body.context, caller=principal.name, patient=body.patient)
+    asynchronous = "respond-async" in request.headers.get("prefer", "").lower()
+    streaming = not asynchronous and sse.MEDIA_TYPE in request.headers.get("accept", "")
+    if streaming:
+        _enter(service, service.streams, "streams", key)
     try:
-        started = await service.runner.start(spec, options, principal=principal.name)
+        _enter(service, service.gate, "tasks", key)
+    except HTTPException:
+        if streaming:
+            service.streams.leave(key)
+        raise
+    spec = TaskSpec(body.instruction, body.context, caller=key, patient=body.patient)
+    try:
+        started = await service.runner.start(spec, options, principal=key)
     except BaseException:
-        service.gate.leave()
+        service.gate.leave(key)
+        if streaming:
+            service.streams.leave(key)
         raise
     task_id, live = started.task_id, started.live
     headers = {"X-Task-Id": task_id, "Location": f"/v1/tasks/{task_id}"}
-    if "respond-async" in request.headers.get("prefer", "").lower():
+    if asynchronous:
         return JSONResponse(
             {"id": task_id, "status": "running", "events": f"/v1/tasks/{task_id}/events"},
             status_code=202,
             headers={**headers, "Preference-Applied": "respond-async"},
         )
-    if sse.MEDIA_TYPE in request.headers.get("accept", ""):
+    if streaming:
         return _BoundedStream(
             _bound_stream(service, task_id),
             _stream_limit(service, options["write_mode"]),
+            service=service,
+            key=key,
             media_type=sse.MEDIA_TYPE,
             headers={**headers, **sse.HEADERS},
         )
@@ -281,29 +355,59 @@ class EventStream(StreamingResponse):
     media_type = sse.MEDIA_TYPE
 
 
-class _BoundedStream(EventStream):
-    """An SSE response that gives up after ``limit`` seconds.
+class _SlowClient(Exception):
+    """One ``send`` of a stream waited longer than the send timeout for the socket to drain."""
 
-    A client that stops reading leaves the stream waiting in ``send`` for the socket to drain.
-    Past ``limit`` the response is abandoned (the connection closes) and the event generator
-    closed, which — for a task bound to its connection — cancels the task and frees its slot.
+
+class _BoundedStream(EventStream):
+    """An SSE response that gives up after ``limit`` seconds, or when one write waits longer
+    than ``sse_send_timeout_seconds``; it holds one of its key's stream slots until it ends.
+
+    A client that stops reading leaves the stream waiting in ``send`` for the socket to drain
+    (uvicorn's flow control: what waits is one frame and the transport's bounded buffer, never
+    a growing queue). Past either limit the response is abandoned (the connection closes) and
+    the event generator closed, which — for a task bound to its connection — cancels the task
+    and frees its slot.
     """
 
-    def __init__(self, content: AsyncIterator[bytes], limit: float | None, **kw: Any) -> None:
+    def __init__(
+        self,
+        content: AsyncIterator[bytes],
+        limit: float | None,
+        *,
+        service: AgentService,
+        key: str,
+        **kw: Any,
+    ) -> None:
         super().__init__(content, **kw)
         self.limit = limit
+        self.service = service
+        self.key = key
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        send_timeout = self.service.settings.sse_send_timeout_seconds
+
+        async def bounded_send(message: Message) -> None:
+            try:
+                async with asyncio.timeout(send_timeout):
+                    await send(message)
+            except TimeoutError:
+                raise _SlowClient from None
+
         try:
             async with asyncio.timeout(self.limit):
-                await super().__call__(scope, receive, send)
-        except TimeoutError:
-            log.warning("sse_stream_abandoned", limit_seconds=self.limit)
+                await super().__call__(scope, receive, bounded_send)
+        except (TimeoutError, _SlowClient) as exc:
+            reason = "slow_client" if isinstance(exc, _SlowClient) else "time_limit"
+            self.service.metrics.sse_dropped.labels(reason).inc()
+            log.warning("sse_stream_abandoned", reason=reason, limit_seconds=self.limit)
             aclose = getattr(self.body_iterator, "aclose", None)
             if aclose is not None:
                 await aclose()
             if self.background is not None:
                 await self.background()
+        finally:
+            self.service.streams.leave(self.key)
 
 
 def _stream_limit(service: AgentService, write_mode: str) -> float | None:
@@ -382,7 +486,14 @@ async def get_task(task_id: str, service: Service, principal: Caller) -> JSONRes
             "content": {sse.MEDIA_TYPE: {"schema": {"type": "string"}}},
             "description": "The task's events as `text/event-stream` (docs/agent.md)",
         },
-        **errors(*AUTHENTICATED, 404, 422, s422="A malformed `after` or `Last-Event-ID`"),
+        **errors(
+            *AUTHENTICATED,
+            404,
+            422,
+            429,
+            s422="A malformed `after` or `Last-Event-ID`",
+            s429="This key has as many streams open as it may; retry after `Retry-After` seconds",
+        ),
     },
 )
 async def task_events(
@@ -394,6 +505,7 @@ async def task_events(
 ) -> StreamingResponse:
     await visible_task(service, task_id, principal)
     start = after if after is not None else _last_event_id(request)
+    _enter(service, service.streams, "streams", principal.name)
 
     async def frames() -> AsyncIterator[bytes]:
         service.metrics.sse_streams.inc()
@@ -404,7 +516,12 @@ async def task_events(
             service.metrics.sse_streams.dec()
 
     return _BoundedStream(
-        frames(), FOLLOW_LIMIT_SECONDS, media_type=sse.MEDIA_TYPE, headers=dict(sse.HEADERS)
+        frames(),
+        FOLLOW_LIMIT_SECONDS,
+        service=service,
+        key=principal.name,
+        media_type=sse.MEDIA_TYPE,
+        headers=dict(sse.HEADERS),
     )
 
 
@@ -453,16 +570,24 @@ async def cancel_task(task_id: str, service: Service, principal: Caller) -> JSON
         403,
         404,
         409,
+        429,
         *WITH_BODY,
         s403="The key lacks the `approve` role",
         s404="No such task, or no such action on it",
         s409="Already decided, expired, or the hash is not the payload shown",
+        s429="This key's decision rate is at its limit; retry after `Retry-After` seconds",
     ),
 )
 async def decide(
-    task_id: str, action_id: str, body: Decision, service: Service, principal: Caller
+    task_id: str,
+    action_id: str,
+    body: Decision,
+    request: Request,
+    service: Service,
+    principal: Caller,
 ) -> JSONResponse:
-    _need(service, principal, "approve")
+    _need(service, principal, "approve", request)
+    _rate(service, service.decision_rate, "decisions", principal.name)
     await visible_task(service, task_id, principal)
     try:
         action = await service.runner.decide(
@@ -500,7 +625,7 @@ async def healthz() -> dict[str, str]:
 
 @router.get(
     "/readyz",
-    summary="The model server and the FHIR server are reachable",
+    summary="The model server and the FHIR server are reachable; the audit sink writes",
     responses={503: {"description": "Not ready: the same body, `ready` false"}},
 )
 async def readyz(service: Service) -> JSONResponse:
@@ -515,13 +640,19 @@ async def readyz(service: Service) -> JSONResponse:
     model_ok, fhir_ok = await asyncio.gather(
         bounded(loop.model.reachable()), bounded(loop.fhir.reachable(loop.config.api_base))
     )
+    # no record, no FHIR access: an audit sink that cannot write (disk full, unwritable file)
+    # makes the replica unready, with the reason; the probe retries it, so it recovers
+    audit_failure = loop.audit.probe() if loop.audit is not None else None
     body: dict[str, Any] = {
-        "ready": model_ok and fhir_ok,
+        "ready": model_ok and fhir_ok and audit_failure is None,
         "model": model_ok,
         "fhir": fhir_ok,
+        "audit": audit_failure is None,
         "auth": "disabled" if service.no_auth else "enabled",
         "warnings": [AUTH_DISABLED_WARNING] if service.no_auth else [],
     }
+    if audit_failure is not None:
+        body["audit_error"] = audit_failure
     return JSONResponse(body, status_code=200 if body["ready"] else 503)
 
 

@@ -6,6 +6,10 @@ decision; its events are numbered, kept in memory for live followers and group-c
 the store. A paused task holds no coroutine anywhere — only its checkpoint in the store — so a
 restart or another replica resumes it.
 
+A task's end is committed before its caller hears the result; a store that is down for longer
+than the few immediate tries (``durable_backoff``) gets it later: the end is kept in memory and
+the upkeep writes it once the store is back (docs/faults.md).
+
 Every ``maintenance_seconds`` (a third of the worker lease) a replica: heartbeats; cancels its
 tasks that another replica was asked to cancel; marks ``interrupted`` the running tasks of
 replicas silent for longer than the lease; expires overdue pending writes and resumes their
@@ -35,6 +39,7 @@ import structlog
 from sara.agent.api.limits import Gate
 from sara.agent.api.live import Frame, Live
 from sara.agent.audit import AuditSink, DecisionRecord
+from sara.agent.errors import AuditError, StoreUnavailable
 from sara.agent.events import (
     ApprovalDecided,
     ApprovalRequested,
@@ -112,6 +117,11 @@ class Runner:
         self._maintenance: asyncio.Task[None] | None = None
         self._last_prune = 0.0
         self._closing = False
+        # how long a task's end is retried at once (a store that restarts), then it is kept
+        # here and recorded by the upkeep once the store is back: an acknowledged task's end
+        # is never dropped (its frames, and the update: the later value of a task wins)
+        self.durable_backoff: tuple[float, ...] = (0.5, 1.0, 2.0, 4.0)
+        self._unrecorded: dict[str, tuple[list[tuple[int, str, str]], dict[str, Any]]] = {}
 
     # -- life cycle ----------------------------------------------------------------------
 
@@ -135,6 +145,7 @@ class Runner:
         for job in list(self._background):
             job.cancel()
         try:
+            await self._record_late()
             left = await self.store.interrupt_owned(self.worker, SHUTDOWN_REASON)
             if left:
                 log.warning("tasks_interrupted_at_shutdown", count=left)
@@ -217,7 +228,7 @@ class Runner:
             payload_sha256=action.payload_sha256,
         )
         segment = _Segment(task.id, task.last_seq, task.patient, loop, spec)
-        self.gate.enter()
+        self.gate.enter(task.principal)
         return self._launch(segment, resume)
 
     async def _run(self, segment: _Segment, resume: Resume | None, live: Live) -> None:
@@ -239,7 +250,7 @@ class Runner:
                 self._stopped(segment, live, "interrupted", "internal error in the agent")
             )
         finally:
-            self.gate.leave()
+            self.gate.leave(segment.spec.caller)
             live.finish()
             if self.live.get(task_id) is live:
                 del self.live[task_id]
@@ -270,7 +281,11 @@ class Runner:
                 "patient": patient,
                 "last_seq": frame.seq,
             }
-            await self._durable(segment.task_id, [frame], update, "finish")
+            try:
+                await self._durable(segment.task_id, [frame], update, "finish")
+            except RuntimeError:
+                live.publish(frame)  # the live view ends as the store will, once it is back
+                raise
             live.result = result
             live.publish(frame)
             return
@@ -325,6 +340,9 @@ class Runner:
         log.info("approval_requested", task_id=segment.task_id, action_id=request.action_id)
 
     async def _stopped(self, segment: _Segment, live: Live, status: str, reason: str) -> None:
+        if segment.task_id in self._unrecorded:  # it ended; its end waits for the store
+            log.warning("task_end_unrecorded", task_id=segment.task_id)
+            return
         segment.seq += 1
         data = {"type": status, "status": status, "reason": reason}
         frame = Frame(segment.seq, status, self.store.encode(data))
@@ -353,18 +371,38 @@ class Runner:
     async def _durable(
         self, task_id: str, frames: list[Frame], update: dict[str, Any], what: str
     ) -> None:
-        """Commit and wait; a few tries (a store that restarts), then give up loudly."""
-        rows = [(f.seq, f.kind, f.text) for f in frames]
-        for attempt in range(4):
+        """Commit and wait; a few tries (a store that restarts), then keep it for the upkeep
+        (:meth:`_record_late`) and give up loudly."""
+        rows = original = [(f.seq, f.kind, f.text) for f in frames]
+        for attempt, pause in enumerate(self.durable_backoff):
             try:
                 await self.store.record(task_id, rows, update, urgent=True)
-                return
+            except StoreUnavailable as exc:  # an outage: its words, no traceback each time
+                self.metrics.store_errors.labels(what).inc()
+                log.error("run_store_write_failed", task_id=task_id, error=str(exc))
             except Exception:
                 self.metrics.store_errors.labels(what).inc()
                 log.exception("run_store_write_failed", task_id=task_id, attempt=attempt + 1)
-                await asyncio.sleep(0.5 * 2**attempt)
                 rows = []  # events may have landed; the update is what matters now
+            else:
+                return
+            await asyncio.sleep(pause)
+        # the first end wins: a segment that failed to record its end is stopped next, and
+        # that "interrupted" must not replace the result it had
+        self._unrecorded.setdefault(task_id, (original, update))
         raise RuntimeError(f"run store: could not record {what} of task {task_id}")
+
+    async def _record_late(self) -> None:
+        """Record the task ends that could not be committed when they happened."""
+        for task_id, (rows, update) in list(self._unrecorded.items()):
+            try:
+                await self.store.record(task_id, rows, update, urgent=True)
+            except StoreUnavailable:
+                return  # still down: the next upkeep tries again
+            except Exception:  # its events landed after all (a duplicate): the update alone
+                await self.store.record(task_id, [], update, urgent=True)
+            del self._unrecorded[task_id]
+            log.warning("task_end_recorded_late", task_id=task_id)
 
     # -- decisions and cancellation ------------------------------------------------------
 
@@ -403,20 +441,25 @@ class Runner:
         waited = (datetime.now(UTC) - action.created_at).total_seconds()
         self.metrics.decided(action.status, waited)
         self.metrics.approvals_pending.dec()
-        self.audit.write(
-            DecisionRecord(
-                ts=datetime.now(UTC).isoformat(timespec="milliseconds"),
-                task_id=action.task_id,
-                action_id=action.id,
-                principal=principal,
-                resource_type=action.resource_type,
-                patient=f"Patient/{action.patient}" if action.patient else None,
-                payload_sha256=action.payload_sha256,
-                outcome=action.status,
-                reason=action.reason,
+        try:  # the decision itself is in the run store; the signed write, if any, is
+            # refused by the loop while the sink fails (no intent record, no POST)
+            self.audit.write(
+                DecisionRecord(
+                    ts=datetime.now(UTC).isoformat(timespec="milliseconds"),
+                    task_id=action.task_id,
+                    action_id=action.id,
+                    principal=principal,
+                    resource_type=action.resource_type,
+                    patient=f"Patient/{action.patient}" if action.patient else None,
+                    payload_sha256=action.payload_sha256,
+                    outcome=action.status,
+                    reason=action.reason,
+                )
             )
-        )
-        self.audit.flush()
+            self.audit.flush()
+        except AuditError as exc:
+            self.metrics.audit_failed(exc.errno_name)
+            log.error("audit_unwritable", task_id=action.task_id, error=str(exc))
         log.info("approval_decided", task_id=action.task_id, outcome=action.status)
 
     async def cancel(self, task_id: str, reason: str) -> str | None:
@@ -509,12 +552,16 @@ class Runner:
                 await self._maintain_once()
             except asyncio.CancelledError:
                 raise
+            except StoreUnavailable as exc:  # an outage: once per round, in words
+                self.metrics.store_errors.labels("upkeep").inc()
+                log.error("runner_upkeep_failed", error=str(exc))
             except Exception:
                 self.metrics.store_errors.labels("upkeep").inc()
                 log.exception("runner_upkeep_failed")
 
     async def _maintain_once(self) -> None:
         await self.store.heartbeat(self.worker, socket.gethostname(), os.getpid())
+        await self._record_late()
         for task_id in await self.store.cancel_requests(self.worker):
             live = self.live.get(task_id)
             if live is not None:

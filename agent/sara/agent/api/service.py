@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from fastapi import HTTPException
 
 from sara.agent.api.auth import KeyRing
-from sara.agent.api.limits import Gate
+from sara.agent.api.limits import Gate, RateLimit
 from sara.agent.api.runner import Runner
 from sara.agent.loop import Loop
 from sara.agent.metrics import AgentMetrics
@@ -27,7 +27,10 @@ class AgentService:
     loop: Loop
     metrics: AgentMetrics
     keys: KeyRing
-    gate: Gate
+    gate: Gate  # running tasks: in all, and per key
+    streams: Gate = field(default_factory=lambda: Gate(0))  # open SSE streams per key
+    task_rate: RateLimit = field(default_factory=lambda: RateLimit(0, 1))
+    decision_rate: RateLimit = field(default_factory=lambda: RateLimit(0, 1))
     _runner: Runner | None = None
 
     @property

@@ -11,20 +11,26 @@
 
 Every state change that two replicas could race on is one conditional ``UPDATE … WHERE
 status = …`` whose row count says who won; nothing is read and then written blindly.
+
+A database that cannot be reached (refused, connection lost, restarting) raises
+:class:`~sara.agent.errors.StoreUnavailable` — the API's 503 — and reads (``get``,
+``events``, ``list_tasks``) are tried once more first. PostgreSQL connections are checked
+before use (``pool_pre_ping``), so after a restart the pool reconnects by itself.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from sara.agent.errors import StoreUnavailable
 from sara.agent.store import bounds, migrate
 from sara.agent.store.records import (
     STATUSES,
@@ -45,6 +51,41 @@ from sara.agent.store.schema import pending_actions, task_events, tasks, workers
 
 MAX_PAGE = 200
 COMMIT_WINDOW_SECONDS = 0.01  # events may wait this long to share a commit
+READ_RETRY_SECONDS = 0.25  # a read that met a lost connection is tried again after this
+#: asyncpg's errors of a server going away or not taking connections yet (by name: the SQLite
+#: backend does not need asyncpg installed)
+_PG_DISCONNECTS = frozenset(
+    {"PostgresConnectionError", "OperatorInterventionError", "ConnectionDoesNotExistError"}
+)
+T = TypeVar("T")
+
+
+def disconnected(exc: BaseException) -> bool:
+    """Whether ``exc`` means the database cannot be reached, rather than a bad statement."""
+    if isinstance(exc, (OSError, sa.exc.TimeoutError)):
+        return True
+    if isinstance(exc, sa.exc.DBAPIError) and (
+        exc.connection_invalidated
+        or isinstance(exc, (sa.exc.OperationalError, sa.exc.InterfaceError))
+    ):
+        return True
+    # SQLAlchemy wraps asyncpg's error in its adapter's, which wraps the original: walk them
+    seen: BaseException | None = exc
+    for _ in range(4):
+        if seen is None:
+            break
+        state = str(getattr(seen, "sqlstate", "") or "")
+        # 08xxx: connection exception; 57P0x: the server shuts down or is starting up
+        if state.startswith(("08", "57P")) or isinstance(seen, OSError):
+            return True
+        if any(c.__name__ in _PG_DISCONNECTS for c in type(seen).__mro__):
+            return True
+        seen = getattr(seen, "orig", None) or seen.__cause__
+    return False
+
+
+def _unavailable(exc: BaseException) -> StoreUnavailable:
+    return StoreUnavailable(f"run store unavailable ({type(exc).__name__})")
 
 
 @dataclass
@@ -114,6 +155,41 @@ class RunStore:
                 await self._writer
         await self.engine.dispose()
 
+    # -- connections ---------------------------------------------------------------------
+
+    @contextlib.asynccontextmanager
+    async def _begin(self) -> AsyncIterator[AsyncConnection]:
+        """A transaction; a lost or refused connection becomes StoreUnavailable."""
+        try:
+            async with self.engine.begin() as conn:
+                yield conn
+        except StoreUnavailable:
+            raise
+        except Exception as exc:
+            if disconnected(exc):
+                raise _unavailable(exc) from exc
+            raise
+
+    @contextlib.asynccontextmanager
+    async def _connect(self) -> AsyncIterator[AsyncConnection]:
+        try:
+            async with self.engine.connect() as conn:
+                yield conn
+        except StoreUnavailable:
+            raise
+        except Exception as exc:
+            if disconnected(exc):
+                raise _unavailable(exc) from exc
+            raise
+
+    async def _read(self, query: Callable[[], Awaitable[T]]) -> T:
+        """An idempotent read, tried once more when the connection was lost under it."""
+        try:
+            return await query()
+        except StoreUnavailable:
+            await asyncio.sleep(READ_RETRY_SECONDS)
+            return await query()
+
     # -- writing -------------------------------------------------------------------------
 
     def encode(self, data: dict[str, Any]) -> str:
@@ -132,7 +208,7 @@ class RunStore:
         status: str = "running",
     ) -> None:
         stamp = now()
-        async with self.engine.begin() as conn:
+        async with self._begin() as conn:
             await conn.execute(
                 tasks.insert().values(
                     id=task_id,
@@ -205,7 +281,7 @@ class RunStore:
             if not batch.waiters:
                 continue
             try:
-                async with self.engine.begin() as conn:
+                async with self._begin() as conn:
                     await self._apply(conn, batch)
             except Exception as exc:  # the writers' callers decide what a lost write means
                 for waiter in batch.waiters:
@@ -235,7 +311,7 @@ class RunStore:
         patient it turned out to concern, unless it had one), in one transaction."""
         await self.flush()
         stamp = now()
-        async with self.engine.begin() as conn:
+        async with self._begin() as conn:
             if events:
                 await conn.execute(_INSERT_EVENTS, _event_rows(task_id, events, stamp))
             await conn.execute(pending_actions.insert().values(**action, status="pending"))
@@ -269,7 +345,7 @@ class RunStore:
         Raises :class:`DecisionError`: ``not_found``, ``decided``, ``expired``, ``mismatch``.
         """
         stamp = now()
-        async with self.engine.begin() as conn:
+        async with self._begin() as conn:
             changed = await conn.execute(
                 pending_actions.update()
                 .where(
@@ -323,7 +399,7 @@ class RunStore:
         """Pending actions past their expiry become ``expired``; their tasks are claimed."""
         stamp = now()
         claimed: list[Claimed] = []
-        async with self.engine.begin() as conn:
+        async with self._begin() as conn:
             due = (
                 await conn.execute(
                     sa.select(pending_actions.c.id, pending_actions.c.task_id)
@@ -335,7 +411,7 @@ class RunStore:
                 )
             ).all()
         for action_id, task_id in due:
-            async with self.engine.begin() as conn:
+            async with self._begin() as conn:
                 changed = await conn.execute(
                     pending_actions.update()
                     .where(pending_actions.c.id == action_id, pending_actions.c.status == "pending")
@@ -349,7 +425,7 @@ class RunStore:
         self, action_id: str, *, status: int | None, outcome: str, ref: str | None
     ) -> None:
         """What the FHIR server answered to a signed write."""
-        async with self.engine.begin() as conn:
+        async with self._begin() as conn:
             await conn.execute(
                 pending_actions.update()
                 .where(pending_actions.c.id == action_id)
@@ -359,7 +435,7 @@ class RunStore:
     async def cancel_waiting(self, task_id: str, reason: str) -> bool:
         """Cancel a task that waits for a decision (its pending actions too)."""
         stamp = now()
-        async with self.engine.begin() as conn:
+        async with self._begin() as conn:
             changed = await conn.execute(
                 tasks.update()
                 .where(tasks.c.id == task_id, tasks.c.status == "awaiting_approval")
@@ -382,7 +458,7 @@ class RunStore:
 
     async def request_cancel(self, task_id: str) -> bool:
         """Ask the replica running a task to cancel it (it polls with its heartbeat)."""
-        async with self.engine.begin() as conn:
+        async with self._begin() as conn:
             changed = await conn.execute(
                 tasks.update()
                 .where(tasks.c.id == task_id, tasks.c.status == "running")
@@ -393,7 +469,10 @@ class RunStore:
     # -- reading -------------------------------------------------------------------------
 
     async def get(self, task_id: str) -> Task | None:
-        async with self.engine.connect() as conn:
+        return await self._read(lambda: self._get(task_id))
+
+    async def _get(self, task_id: str) -> Task | None:
+        async with self._connect() as conn:
             row = (await conn.execute(tasks.select().where(tasks.c.id == task_id))).first()
             if row is None:
                 return None
@@ -444,7 +523,7 @@ class RunStore:
                 )
             )
         query = query.order_by(tasks.c.created_at.desc(), tasks.c.id.desc()).limit(limit + 1)
-        async with self.engine.connect() as conn:
+        async with self._connect() as conn:
             rows = (await conn.execute(query)).all()
             page = rows[:limit]
             pending: dict[str, list[Action]] = {}
@@ -460,32 +539,35 @@ class RunStore:
         return out, next_cursor
 
     async def events(self, task_id: str, after: int = 0, limit: int = 500) -> list[StoredEvent]:
+        return await self._read(lambda: self._events(task_id, after, limit))
+
+    async def _events(self, task_id: str, after: int, limit: int) -> list[StoredEvent]:
         query = (
             sa.select(task_events.c.seq, task_events.c.kind, task_events.c.data)
             .where(task_events.c.task_id == task_id, task_events.c.seq > after)
             .order_by(task_events.c.seq)
             .limit(limit)
         )
-        async with self.engine.connect() as conn:
+        async with self._connect() as conn:
             return [StoredEvent(*row) for row in await conn.execute(query)]
 
     async def pending_count(self) -> int:
         query = sa.select(sa.func.count()).where(pending_actions.c.status == "pending")
-        async with self.engine.connect() as conn:
+        async with self._connect() as conn:
             return int((await conn.execute(query)).scalar_one())
 
     async def cancel_requests(self, owner: str) -> list[str]:
         query = sa.select(tasks.c.id).where(
             tasks.c.owner == owner, tasks.c.status == "running", tasks.c.cancel_requested
         )
-        async with self.engine.connect() as conn:
+        async with self._connect() as conn:
             return [r[0] for r in await conn.execute(query)]
 
     # -- replicas ------------------------------------------------------------------------
 
     async def heartbeat(self, worker: str, host: str, pid: int) -> None:
         stamp = now()
-        async with self.engine.begin() as conn:
+        async with self._begin() as conn:
             changed = await conn.execute(
                 workers.update().where(workers.c.id == worker).values(heartbeat_at=stamp)
             )
@@ -502,7 +584,7 @@ class RunStore:
         alive = sa.select(workers.c.id).where(
             workers.c.heartbeat_at >= stamp - timedelta(seconds=lease_seconds)
         )
-        async with self.engine.begin() as conn:
+        async with self._begin() as conn:
             changed = await conn.execute(
                 tasks.update()
                 .where(
@@ -531,7 +613,7 @@ class RunStore:
         """On shutdown: this replica's running tasks become ``interrupted``; it leaves."""
         stamp = now()
         await self.flush()
-        async with self.engine.begin() as conn:
+        async with self._begin() as conn:
             changed = await conn.execute(
                 tasks.update()
                 .where(tasks.c.owner == worker, tasks.c.status == "running")
@@ -552,7 +634,7 @@ class RunStore:
         """Delete finished/interrupted/cancelled tasks older than ``days`` or beyond the
         newest ``max_tasks`` (0 turns either rule off). Waiting and running tasks stay."""
         cutoff: datetime | None = now() - timedelta(days=days) if days > 0 else None
-        async with self.engine.connect() as conn:
+        async with self._connect() as conn:
             if max_tasks > 0:
                 nth = (
                     await conn.execute(
@@ -569,7 +651,7 @@ class RunStore:
             return 0
         removed = 0
         while True:
-            async with self.engine.begin() as conn:
+            async with self._begin() as conn:
                 ids = [
                     r[0]
                     for r in await conn.execute(
