@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import os
+import zlib
 from pathlib import Path
 from typing import Any
 
@@ -23,18 +25,44 @@ LONG = os.environ.get("SARA_FUZZ") == "long"
 API_EXAMPLES = 500 if LONG else 25
 #: Examples per FHIR server operation (the document has five operations per resource type).
 FHIR_EXAMPLES = 300 if LONG else 10
+#: Sequences of chained requests in the stateful test (up to six steps each).
+STATEFUL_EXAMPLES = 500 if LONG else 100
+
+
+ORDER = {
+    "resourceType": "MedicationRequest",
+    "status": "active",
+    "intent": "order",
+    "subject": {"reference": "Patient/S1234567"},
+    "medicationCodeableConcept": {"text": "magnesium sulfate 2 g IV"},
+}
+
+
+def order_or_lookup(messages: list[dict[str, str]]) -> str:
+    """Half the tasks (by the prompt's CRC) order a MedicationRequest first, which write mode
+    approve holds for sign-off (so decisions reach a real pending action); the rest, and every
+    later round, :func:`fakes.lookup_policy`."""
+    if len(messages) == 1 and zlib.crc32(messages[0]["content"].encode()) % 2 == 0:
+        return "POST http://fhir.test/fhir/MedicationRequest\n" + json.dumps(ORDER)
+    return fakes.lookup_policy(messages)
 
 
 def agent(store: Path) -> FastAPI:
-    """The agent API with its run store in ``store``, one API key, a fake model and FHIR."""
+    """The agent API with its run store in ``store``, one API key, a fake model and FHIR; write
+    mode approve, so that half the tasks wait for a decision (:func:`order_or_lookup`)."""
     return create_agent(
         AgentSettings(
             fhir_url="http://fhir.test/fhir/",
             model_url="http://m.test/v1",
             api_keys=KEY,
+            write_mode="approve",
             store=f"sqlite:///{store}",
+            # generated requests come from one key: its rate (a burst of 20 tasks) would turn
+            # most task creations into 429s; the limits have their own tests (test_limits.py)
+            task_rate_per_minute=0,
+            decision_rate_per_minute=0,
         ),
-        model_transport=httpx.MockTransport(fakes.model_handler()),
+        model_transport=httpx.MockTransport(fakes.model_handler(order_or_lookup)),
         fhir_transport=httpx.MockTransport(fakes.fhir_handler()),
         audit=MemoryAuditSink(),
     )

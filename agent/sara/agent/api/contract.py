@@ -55,6 +55,18 @@ def errors(*statuses: int, **worded: str) -> dict[int | str, dict[str, Any]]:
     }
 
 
+#: One event of a ``text/event-stream`` answer, as a client parses it (schemathesis checks each).
+SSE_EVENT: dict[str, Any] = {
+    "type": "object",
+    "required": ["event", "data"],
+    "properties": {
+        "id": {"type": "string", "description": "The task's event sequence number"},
+        "event": {"type": "string", "description": "The event type (docs/agent.md)"},
+        "data": {"type": "string", "description": "The event, a JSON object with its `type`"},
+        "retry": {"type": "integer"},
+    },
+}
+
 #: Every route that needs an API key may answer these.
 AUTHENTICATED = (401,)
 #: Routes that take a request body may also answer these (``BodyLimit``, validation).
@@ -79,4 +91,56 @@ def complete(
     instruction = schemas.get("TaskRequest", {}).get("properties", {}).get("instruction")
     if instruction is not None and max_instruction_chars is not None:
         instruction["maxLength"] = min(instruction.get("maxLength", 1 << 31), max_instruction_chars)
+    _link_tasks(document.get("paths", {}))
     return document
+
+
+#: Where a created task's id is, per status of ``POST /v1/tasks``; what may follow with it.
+_CREATED = {"200": "$response.body#/task_id", "202": "$response.body#/id"}
+_FOLLOWERS = {
+    "GetTask": ("get", "/v1/tasks/{task_id}"),
+    "CancelTask": ("post", "/v1/tasks/{task_id}:cancel"),
+    "TaskPatient": ("get", "/v1/tasks/{task_id}/patient"),
+}
+
+
+def _link_tasks(paths: dict[str, Any]) -> None:
+    """OpenAPI links from a created task to what takes its id (clients and schemathesis's
+    stateful phase follow them), and from a task to a decision on its first action. Not to its
+    event stream: a stream of a task waiting for sign-off stays open until a decision."""
+    create = paths.get("/v1/tasks", {}).get("post")
+    if create is None:
+        return
+    for status, pointer in _CREATED.items():
+        response = create["responses"].get(status)
+        if response is None:
+            continue
+        response["links"] = {
+            name: {
+                "operationId": paths[path][method]["operationId"],
+                "parameters": {"task_id": pointer},
+            }
+            for name, (method, path) in _FOLLOWERS.items()
+            if method in paths.get(path, {})
+        }
+    decide = paths.get("/v1/tasks/{task_id}/actions/{action_id}", {}).get("post")
+    if decide is None:
+        return
+    first_action = {
+        "operationId": decide["operationId"],
+        "parameters": {
+            "task_id": "$response.body#/id",
+            "action_id": "$response.body#/actions/0/id",
+        },
+        "requestBody": {
+            "decision": "approve",
+            "payload_sha256": "$response.body#/actions/0/payload_sha256",
+        },
+    }
+    # a task waiting for sign-off (GET, or the 202 of a JSON-mode POST) names its pending write
+    task = paths.get("/v1/tasks/{task_id}", {}).get("get")
+    if task is not None:
+        task["responses"]["200"]["links"] = {"DecideFirstAction": first_action}
+    waiting = create["responses"].get("202")
+    if waiting is not None:
+        waiting.setdefault("links", {})["DecideFirstAction"] = first_action

@@ -30,7 +30,7 @@ from starlette.types import Message, Receive, Scope, Send
 
 from sara.agent import sse
 from sara.agent.api.auth import ANONYMOUS, Principal
-from sara.agent.api.contract import AUTHENTICATED, WITH_BODY, errors
+from sara.agent.api.contract import AUTHENTICATED, SSE_EVENT, WITH_BODY, errors
 from sara.agent.api.limits import Gate, RateLimit
 from sara.agent.api.live import Frame, Live
 from sara.agent.api.service import AUTH_DISABLED_WARNING, AgentService
@@ -224,7 +224,7 @@ def _options(service: AgentService, options: TaskOptions) -> dict[str, Any]:
     responses={
         200: {
             "model": TaskResultBody,
-            "content": {sse.MEDIA_TYPE: {"schema": {"type": "string"}}},
+            "content": {sse.MEDIA_TYPE: {"schema": SSE_EVENT}},
             "description": "The finished task (JSON), or with `Accept: text/event-stream` an SSE "
             "stream of events (docs/agent.md). The task is bound to this connection: a client "
             "that goes away cancels it (status 499 in the server's log; the client never sees it).",
@@ -483,7 +483,7 @@ async def get_task(task_id: str, service: Service, principal: Caller) -> JSONRes
     response_class=EventStream,
     responses={
         200: {
-            "content": {sse.MEDIA_TYPE: {"schema": {"type": "string"}}},
+            "content": {sse.MEDIA_TYPE: {"schema": SSE_EVENT}},
             "description": "The task's events as `text/event-stream` (docs/agent.md)",
         },
         **errors(
