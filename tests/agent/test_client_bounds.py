@@ -18,7 +18,7 @@ import pytest
 
 from sara.agent import fakes
 from sara.agent.errors import FhirError, ModelError
-from sara.agent.fhir_client import FhirClient
+from sara.agent.fhir_client import KEEPALIVE_SECONDS, FhirClient
 from sara.agent.model_client import ModelClient
 
 MIB = 1024 * 1024
@@ -179,3 +179,38 @@ async def test_model_lone_surrogates_are_replaced() -> None:
     history = [*HISTORY, {"role": "agent", "content": out.text}]
     await client.complete(history)  # UnicodeEncodeError when the history went back
     await client.aclose()
+
+
+async def test_idle_connections_are_dropped_before_uvicorn_drops_them() -> None:
+    """uvicorn (the embedded FHIR server, vLLM) closes an idle connection after 5 s; a request
+    sent on one at that moment fails before any byte. The clients let go after 4 s: a request
+    after 4.3 s idle arrives on a new connection (a new client port), one at once on the same."""
+    from inthread import serve_in_thread  # tests/support
+
+    ports: list[int] = []
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return
+        ports.append(scope["client"][1])
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"{}"})
+
+    with serve_in_thread(app, lifespan="off", log_level="error") as port:
+        assert uvicorn_keep_alive() > KEEPALIVE_SECONDS
+        base = f"http://127.0.0.1:{port}"
+        fhir = FhirClient()  # the model client's pool takes the same KEEPALIVE_SECONDS
+        try:
+            await fhir.get(f"{base}/Patient")
+            await fhir.get(f"{base}/Patient")
+            await asyncio.sleep(KEEPALIVE_SECONDS + 0.3)
+            await fhir.get(f"{base}/Patient")
+            assert ports[0] == ports[1] != ports[2], ports
+        finally:
+            await fhir.aclose()
+
+
+def uvicorn_keep_alive() -> float:
+    import uvicorn
+
+    return float(uvicorn.Config(app=None).timeout_keep_alive)

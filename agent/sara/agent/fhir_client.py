@@ -22,6 +22,13 @@ import httpx
 
 from sara.agent.errors import FhirError
 
+#: Idle connections are dropped before the server drops them: uvicorn (the embedded FHIR
+#: server, vLLM) closes an idle one after 5 s, httpx's default keeps it 5 s too, and a request
+#: sent on a connection the server is closing at that moment fails before any byte (found by
+#: benchmarks/load_agent.py). Idle connections closed by servers with longer keep-alive cost
+#: nothing but a new handshake.
+KEEPALIVE_SECONDS = 4.0
+
 FHIR_JSON = "application/fhir+json"
 
 
@@ -71,7 +78,11 @@ class FhirClient:
             trust_env=False,
             headers=headers,
             verify=verify,
-            limits=httpx.Limits(max_connections=256, max_keepalive_connections=64),
+            limits=httpx.Limits(
+                max_connections=256,
+                max_keepalive_connections=64,
+                keepalive_expiry=KEEPALIVE_SECONDS,
+            ),
         )
 
     async def get(self, url: str) -> FhirReply:

@@ -30,7 +30,7 @@ from typing import Any
 import httpx
 
 from sara.agent.errors import ContextLimitError, ModelError
-from sara.agent.fhir_client import read_capped
+from sara.agent.fhir_client import KEEPALIVE_SECONDS, read_capped
 
 _ROLES = {"user": "user", "agent": "assistant", "system": "system"}
 _CONTEXT_MARKERS = (
@@ -100,7 +100,11 @@ class ModelClient:
             timeout=httpx.Timeout(timeout),
             headers=headers,
             trust_env=False,
-            limits=httpx.Limits(max_connections=256, max_keepalive_connections=64),
+            limits=httpx.Limits(
+                max_connections=256,
+                max_keepalive_connections=64,
+                keepalive_expiry=KEEPALIVE_SECONDS,
+            ),
         )
 
     async def complete(self, history: list[dict[str, str]]) -> Completion:
