@@ -55,6 +55,10 @@ def test_a_local_model_path_replaces_the_uri() -> None:
         ({"engine": "reference", "uri": "hf://a/b"}, "engine"),
         ({"uri": "s3://bucket/model"}, "uri"),
         ({"uri": "hf://a/b", "vllm": {"extraArgs": ["--port=9"]}}, "--port is not allowed"),
+        (  # prompts are the patient's chart: never in the pod's log
+            {"uri": "hf://a/b", "vllm": {"extraArgs": ["--enable-log-requests"]}},
+            "--enable-log-requests is not allowed",
+        ),
         ({"uri": "hf://a/b", "vllm": {"dtype": "int4"}}, "dtype"),
         ({"uri": "hf://a/b", "vllm": {"maxModelLenn": 4096}}, "maxModelLenn"),
         ({"engine": "vllm"}, "uri"),

@@ -27,7 +27,17 @@ PINNED_VERSION = "0.10.1.1"
 #: Where a ``pvc://claim/path`` is mounted in the model pod (the operator's ``PVC_MOUNT``).
 PVC_MOUNT = "/models/pvc"
 #: Flags the command line owns, as the operator refuses them in ``vllm.extraArgs``.
-RESERVED_FLAGS = ("--host", "--port", "--model", "--served-model-name", "--api-key")
+#: The last two would write prompts and answers (PHI) to the log; vLLM (since 0.10.1) does not
+#: by default, and Sara's profiles never turn it on (docs/phi.md).
+RESERVED_FLAGS = (
+    "--host",
+    "--port",
+    "--model",
+    "--served-model-name",
+    "--api-key",
+    "--enable-log-requests",
+    "--enable-log-outputs",
+)
 #: Environment the operator gives vLLM that matters outside a pod too (no phoning home).
 ENV = {"VLLM_NO_USAGE_STATS": "1", "DO_NOT_TRACK": "1"}
 

@@ -93,6 +93,9 @@ RESERVED_VLLM_FLAGS = {
         "the readiness probe and the agent would be refused; the NetworkPolicy already admits "
         "only the agent"
     ),
+    # vLLM logs no request content by default since 0.10.1 (enable_log_requests=False)
+    "--enable-log-requests": "it writes every prompt (the patient's chart) to the pod's log",
+    "--enable-log-outputs": "it writes every answer (patient data) to the pod's log",
 }
 
 
@@ -120,7 +123,9 @@ class Vllm(SpecBase):
         description=(
             "More vLLM flags, appended verbatim. Flags the operator owns (--host, --port, "
             "--model, --served-model-name) and --api-key (it would fail the readiness probe and "
-            "the agent; NetworkPolicies already admit only the agent) are refused."
+            "the agent; NetworkPolicies already admit only the agent) are refused, as are "
+            "--enable-log-requests and --enable-log-outputs (they would write patient data to "
+            "the pod's log)."
         ),
     )
 
