@@ -419,3 +419,25 @@ async def test_auth_failures_are_counted_and_logged_without_the_secret(
     for secret in (wrong, reader, KEY):
         assert secret not in everything
     assert "Bearer" not in everything and "Basic" not in everything
+
+
+async def test_a_bug_answers_500_in_the_error_body_with_the_security_headers() -> None:
+    """Starlette's outermost handler answers an unexpected exception; the headers wrap even it."""
+    app = make_app()
+
+    @app.get("/boom")
+    async def boom() -> None:
+        raise RuntimeError("a bug, with PHI S1234567 in its message")
+
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app, raise_app_exceptions=False),
+            base_url="http://agent.test",
+        ) as c,
+    ):
+        r = await c.get("/boom")
+    assert r.status_code == 500
+    assert r.json() == {"detail": "internal error", "code": "internal"}
+    assert "S1234567" not in r.text
+    assert_secure(r)

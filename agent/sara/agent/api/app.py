@@ -21,6 +21,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import Response
 from prometheus_client import CollectorRegistry
+from starlette.types import ASGIApp
 
 from sara.agent import runtime
 from sara.agent.api import artifacts, contract, routes
@@ -157,8 +158,23 @@ def create_app(
             expose_headers=["Location", "Retry-After", "X-Task-Id", "Preference-Applied"],
             max_age=600,
         )
-    app.add_middleware(SecurityHeaders, hsts_seconds=settings.hsts_seconds)  # outermost
+    app.add_exception_handler(Exception, _internal_error)  # Starlette's outermost 500
+    build_stack = app.build_middleware_stack
+
+    def secured_stack() -> ASGIApp:
+        """The security headers outside even Starlette's 500 handler: every response has them."""
+        return SecurityHeaders(build_stack(), hsts_seconds=settings.hsts_seconds)
+
+    app.build_middleware_stack = secured_stack  # type: ignore[method-assign]
     return app
+
+
+async def _internal_error(request: Request, exc: Exception) -> Response:
+    """A bug's 500: the documented error body, no traceback or input echoed to the client; the
+    log has the exception (Starlette re-raises it to the server after this answer)."""
+    log.error("api_internal_error", path=request.url.path, error=type(exc).__name__)
+    body = json.dumps({"detail": "internal error", "code": "internal"})
+    return Response(body, status_code=500, media_type="application/json")
 
 
 async def _unavailable(request: Request, exc: Exception) -> Response:
