@@ -24,87 +24,14 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
-import signal
-import socket
 import sqlite3
 import subprocess
-import sys
-import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
-
-SARA = str(Path(sys.executable).with_name("sara"))
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def wait_http(url: str, process: subprocess.Popen[bytes], log: Path, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"{url}: process exited\n{log.read_text()[-3000:]}")
-        try:
-            if httpx.get(url, timeout=5, trust_env=False).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.5)
-    raise RuntimeError(f"{url} not ready after {timeout}s\n{log.read_text()[-3000:]}")
-
-
-@dataclass
-class Proc:
-    """A ``sara`` subcommand running as a child process, restartable on the same port."""
-
-    args: list[str]
-    ready_path: str
-    port: int
-    log: Path
-    env: dict[str, str] = field(default_factory=dict)  # on top of the runner's, every start
-    process: subprocess.Popen[bytes] | None = None
-    history: list[int] = field(default_factory=list)
-
-    @property
-    def root(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def start(self, timeout: float = 60, extra: list[str] | None = None) -> None:
-        """Start (or start again, on the same port and with the same arguments and env)."""
-        inherited = {k: v for k, v in os.environ.items() if not k.startswith("SARA_AGENT_")}
-        with self.log.open("ab") as sink:
-            self.process = subprocess.Popen(
-                [SARA, *self.args, "--host", "127.0.0.1", "--port", str(self.port), *(extra or [])],
-                stdout=sink,
-                stderr=subprocess.STDOUT,
-                env={**inherited, "NO_PROXY": "127.0.0.1", "no_proxy": "127.0.0.1", **self.env},
-            )
-        self.history.append(self.process.pid)
-        wait_http(self.root + self.ready_path, self.process, self.log, timeout)
-
-    def kill(self) -> None:
-        """SIGKILL: no clean shutdown, like a crashed pod."""
-        if self.process is not None and self.process.poll() is None:
-            self.process.send_signal(signal.SIGKILL)
-            self.process.wait(timeout=30)
-
-    def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=20)
-
+from procs import SARA, Proc
 
 REPO = Path(__file__).resolve().parents[2]
 # The benchmark's shape: the first 100 patients charted (all 98 task patients among them), the
@@ -123,12 +50,7 @@ def _ehr_key(patients: Path) -> str:
 
 
 def _fhir(db: Path, log: Path) -> Proc:
-    return Proc(
-        ["fhir", "serve", "--db", str(db), "--log-level", "WARNING"],
-        "/fhir/metadata",
-        free_port(),
-        log,
-    )
+    return Proc(["fhir", "serve", "--db", str(db), "--log-level", "WARNING"], "/fhir/metadata", log)
 
 
 def _build_ehr_db(patients: Path, db: Path) -> None:
@@ -208,7 +130,6 @@ def model_server(tmp: Path, latency: float = 0.0) -> Proc:
     server = Proc(
         ["model", "serve", "--policy", "reference", "--latency", str(latency)],
         "/v1/models",
-        free_port(),
         tmp / f"model-{latency}.log",
     )
     server.start(timeout=120)
@@ -246,7 +167,7 @@ def start_sara(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
         n = len(started)
         if args[:2] == ["agent", "serve"] and "--store" not in args:
             args = [*args, "--store", f"sqlite:///{tmp / f'runs-{n}.db'}"]
-        proc = Proc(args, ready_path, free_port(), tmp / f"{args[0]}-{n}.log", env=dict(env or {}))
+        proc = Proc(args, ready_path, tmp / f"{args[0]}-{n}.log", env=dict(env or {}))
         started.append(proc)  # stopped in teardown even when it never became ready
         proc.start(timeout=120)
         return proc

@@ -7,79 +7,16 @@ temporary folder.
 
 from __future__ import annotations
 
-import os
-import socket
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
 import pytest
+from procs import SARA, Proc
 
-SARA = str(Path(sys.executable).with_name("sara"))
 SIGNER, SIGNER_KEY = "dr-signer", "phi-test-signer-key-0123456789abcdef"
 KIOSK, KIOSK_KEY = "front-desk", "phi-test-kiosk-key-0123456789abcdef"
 PATIENTS = 20  # synthetic patients: seeded in ~6 s, enough names for a meaningful vocabulary
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-@dataclass
-class Proc:
-    """A ``sara`` subcommand as a child process, stdout and stderr in ``log``."""
-
-    args: list[str]
-    ready_path: str
-    log: Path
-    port: int = field(default_factory=free_port)
-    process: subprocess.Popen[bytes] | None = None
-
-    @property
-    def root(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def spawn(self) -> None:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("SARA_AGENT_")}
-        env.update(NO_PROXY="127.0.0.1", no_proxy="127.0.0.1")
-        with self.log.open("ab") as sink:
-            self.process = subprocess.Popen(
-                [SARA, *self.args, "--host", "127.0.0.1", "--port", str(self.port)],
-                stdout=sink,
-                stderr=subprocess.STDOUT,
-                env=env,
-            )
-
-    def wait_ready(self, timeout: float = 60) -> None:
-        assert self.process is not None
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"{self.args[:2]} exited\n{self.log.read_text()[-3000:]}")
-            try:
-                if httpx.get(self.root + self.ready_path, timeout=5, trust_env=False).is_success:
-                    return
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.2)
-        raise RuntimeError(
-            f"{self.args[:2]} not ready in {timeout}s\n{self.log.read_text()[-3000:]}"
-        )
-
-    def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=20)
 
 
 @dataclass
