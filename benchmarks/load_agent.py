@@ -407,7 +407,7 @@ def main() -> None:
         for proc in procs:
             proc.spawn()
         for proc in procs:
-            proc.wait_ready()
+            proc.wait_ready(300)
         tasks = asyncio.run(synthetic_tasks(f"{fhir.root}/fhir/", 100))
         pids = {"agent": agent.pid, "model server": model.pid, "FHIR server": fhir.pid}
         result = asyncio.run(drive(agent.root, pids, tasks, args))

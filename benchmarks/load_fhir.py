@@ -225,7 +225,7 @@ def main() -> None:
     server = local_stack.fhir(tmp, args.patients)
     try:
         server.spawn()
-        server.wait_ready()
+        server.wait_ready(300)
         bundle = httpx.get(
             f"{server.root}/fhir/Patient?_count=1000", timeout=60, trust_env=False
         ).json()

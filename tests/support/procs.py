@@ -58,6 +58,11 @@ class Proc:
     def root(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
+    @property
+    def pid(self) -> int:
+        assert self.process is not None
+        return self.process.pid
+
     def spawn(self, extra: list[str] | None = None) -> None:
         """Start without waiting (several at once, then :meth:`wait_ready` each)."""
         inherited = {k: v for k, v in os.environ.items() if not k.startswith("SARA_AGENT_")}
