@@ -187,8 +187,12 @@ async def test_approve_writes_exactly_the_payload_shown(keyfile: Path) -> None:
         assert "sara_approvals_pending 0.0" in metrics
     decisions = [r for r in audit.records if isinstance(r, DecisionRecord)]
     writes = [r for r in audit.records if isinstance(r, AuditRecord) and r.method == "POST"]
-    assert [(d.principal, d.outcome, d.payload_sha256) for d in decisions] == [
-        ("dr-signer", "approved", pending["payload_sha256"])
+    # each attempt is on record before it counts; the wrong hash's was refused
+    assert [(d.kind, d.principal, d.outcome, d.payload_sha256) for d in decisions] == [
+        ("decision_request", "dr-signer", "approved", "0" * 64),
+        ("decision_refused", "dr-signer", "approved", "0" * 64),
+        ("decision_request", "dr-signer", "approved", pending["payload_sha256"]),
+        ("decision", "dr-signer", "approved", pending["payload_sha256"]),
     ]
     # the intent record is written (and flushed) before the POST is sent: fail closed
     assert [(w.outcome, w.signed_by, w.status, w.caller) for w in writes] == [

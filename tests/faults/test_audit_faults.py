@@ -173,3 +173,70 @@ async def test_the_sink_recovers_once_its_file_can_be_opened(tmp_path: Path) -> 
     assert sample(metrics, "sara_audit_sink_up") == 1
     lines = [json.loads(line) for line in path.read_text().splitlines()]
     assert [(r["method"], r["outcome"]) for r in lines] == [("GET", "ok")]
+
+
+class Breakable(StreamAuditSink):
+    """A sink on a file whose disk fills up when the test says so (the kernel's ENOSPC, from
+    writing to /dev/full from then on)."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(path.open("a", encoding="utf-8"), owned=True, name=str(path))
+        self.path = path
+
+    def fill_disk(self) -> None:
+        self.close()
+        self._stream = Path("/dev/full").open("a", encoding="utf-8")  # noqa: SIM115
+
+
+async def test_a_decision_the_sink_cannot_record_is_refused_and_nothing_is_decided(
+    tmp_path: Path,
+) -> None:
+    full_sink().close()  # skips without /dev/full
+    fhir = Fhir()
+    model = models(f"POST http://fhir.test/fhir/Observation\n{json.dumps(ORDER)}", "FINISH([])")
+    sink = Breakable(tmp_path / "audit.jsonl")
+    async with client(agent_app(model=model, fhir=fhir, audit=sink, write_mode="approve")) as c:
+        waiting = await c.post("/v1/tasks", json=TASK, headers=AUTH)
+        assert waiting.status_code == 202, waiting.text
+        task = waiting.json()
+        [action] = task["actions"]
+        decide = f"/v1/tasks/{task['id']}/actions/{action['id']}"
+        body = {"decision": "approve", "payload_sha256": action["payload_sha256"]}
+        sink.fill_disk()
+        refused = await c.post(decide, json=body, headers=AUTH)
+        assert refused.status_code == 503, refused.text
+        assert refused.json()["code"] == "audit_unwritable"
+        assert refused.json()["detail"] == FULL
+        after = (await c.get(f"/v1/tasks/{task['id']}", headers=AUTH)).json()
+        assert after["status"] == "awaiting_approval"
+        assert after["actions"][0]["status"] == "pending"  # nothing was decided
+    assert fhir.requests == []  # and nothing reached the chart
+    kinds = [json.loads(line).get("kind") for line in sink.path.read_text().splitlines()]
+    assert "decision" not in kinds and "decision_request" not in kinds
+    sink.close()
+
+
+async def test_a_refused_decision_is_on_record_beside_its_request(tmp_path: Path) -> None:
+    model = models(f"POST http://fhir.test/fhir/Observation\n{json.dumps(ORDER)}", "FINISH([])")
+    sink = StreamAuditSink((tmp_path / "a.jsonl").open("a"), owned=True)
+    async with client(agent_app(model=model, audit=sink, write_mode="approve")) as c:
+        task = (await c.post("/v1/tasks", json=TASK, headers=AUTH)).json()
+        [action] = task["actions"]
+        decide = f"/v1/tasks/{task['id']}/actions/{action['id']}"
+        wrong = await c.post(decide, json={"decision": "approve", "payload_sha256": "0" * 64},
+                             headers=AUTH)  # fmt: skip
+        assert wrong.status_code == 409
+        right = {"decision": "deny", "payload_sha256": action["payload_sha256"]}
+        assert (await c.post(decide, json=right, headers=AUTH)).status_code == 200
+    sink.close()
+    records = [json.loads(line) for line in (tmp_path / "a.jsonl").read_text().splitlines()]
+    decisions = [(r["kind"], r["outcome"]) for r in records if r.get("kind", "").startswith("dec")]
+    assert decisions == [
+        ("decision_request", "approved"),
+        ("decision_refused", "approved"),
+        ("decision_request", "denied"),
+        ("decision", "denied"),
+    ]
+    refused = next(r for r in records if r.get("kind") == "decision_refused")
+    assert refused["payload_sha256"] == "0" * 64
+    assert refused["reason"].startswith("payload_sha256 does not match the payload shown")

@@ -63,7 +63,13 @@ class AuditRecord:
 
 @dataclass(frozen=True, slots=True)
 class DecisionRecord:
-    """A clinician's decision on a pending write (or its expiry), in the same audit stream."""
+    """A clinician's decision on a pending write (or its expiry), in the same audit stream.
+
+    ``kind``: ``decision`` (it counted: ``outcome`` approved | denied | expired | cancelled);
+    ``decision_request`` (written before the decision counts — a sink that cannot take it
+    refuses the decision — ``outcome`` the decision asked for, ``payload_sha256`` as
+    presented); ``decision_refused`` (a request the run store then refused, ``reason`` why).
+    """
 
     ts: str
     task_id: str
@@ -72,7 +78,7 @@ class DecisionRecord:
     resource_type: str
     patient: str | None
     payload_sha256: str
-    outcome: str  # approved | denied | expired | cancelled
+    outcome: str  # approved | denied | expired | cancelled (see ``kind``)
     reason: str | None
     kind: str = "decision"
 

@@ -92,7 +92,21 @@ def complete(
     if instruction is not None and max_instruction_chars is not None:
         instruction["maxLength"] = min(instruction.get("maxLength", 1 << 31), max_instruction_chars)
     _link_tasks(document.get("paths", {}))
+    for path, item in document.get("paths", {}).items():
+        if not path.startswith("/v1/tasks"):
+            continue
+        for operation in item.values():  # every task route reads or writes the run store
+            operation["responses"].setdefault("503", _UNAVAILABLE)
     return document
+
+
+#: A task route while the run store's database (or, for decisions and console reads, the audit
+#: sink) is unavailable: ``{"detail", "code": "store_unavailable" | "audit_unwritable"}``.
+_UNAVAILABLE = {
+    "description": "The run store, or the audit sink a decision or console read needs, is "
+    "unavailable: nothing was done; retry after `Retry-After` seconds",
+    "content": {"application/json": {"schema": {"$ref": _REF}}},
+}
 
 
 #: Where a created task's id is, per status of ``POST /v1/tasks``; what may follow with it.

@@ -417,16 +417,23 @@ class Runner:
         reason: str | None,
         wait_seconds: float,
     ) -> Action:
-        """Sign or decline; the task resumes here. Raises :class:`DecisionError`."""
-        claimed = await self.store.decide(
-            task_id,
-            action_id,
-            decision=decision,
-            payload_sha256=payload_sha256,
-            by=principal,
-            reason=reason,
-            owner=self.worker,
-        )
+        """Sign or decline; the task resumes here. Raises :class:`DecisionError`, or
+        :class:`AuditError` (503, nothing decided) when the audit sink cannot record it."""
+        request = await self._audit_request(task_id, action_id, decision, payload_sha256, principal)
+        try:
+            claimed = await self.store.decide(
+                task_id,
+                action_id,
+                decision=decision,
+                payload_sha256=payload_sha256,
+                by=principal,
+                reason=reason,
+                owner=self.worker,
+            )
+        except DecisionError as exc:
+            if request is not None:  # the attempt is on record: say it did not count
+                self._audit_quietly(replace(request, kind="decision_refused", reason=exc.message))
+            raise
         self._decided(claimed.action, principal)
         live = await self._resume(claimed.task, claimed.action, decision)
         if decision == "approved" and live is not None:
@@ -437,12 +444,50 @@ class Runner:
         actions = {a.id: a for a in found.actions} if found else {}
         return actions.get(action_id, claimed.action)
 
+    async def _audit_request(
+        self, task_id: str, action_id: str, decision: str, payload_sha256: str, principal: str
+    ) -> DecisionRecord | None:
+        """A decision on a pending write is audited before it counts (``"kind":
+        "decision_request"``): a sink that cannot take the record refuses the decision (the
+        caller answers 503) and nothing is decided. None when there is no such pending write
+        (the store's own answer, 404 or 409, follows)."""
+        task = await self.store.get(task_id)
+        action = next((a for a in task.actions if a.id == action_id), None) if task else None
+        if action is None or action.status != "pending":
+            return None
+        record = DecisionRecord(
+            ts=datetime.now(UTC).isoformat(timespec="milliseconds"),
+            task_id=task_id,
+            action_id=action_id,
+            principal=principal,
+            resource_type=action.resource_type,
+            patient=f"Patient/{action.patient}" if action.patient else None,
+            payload_sha256=payload_sha256,  # as presented: a mismatch is on record too
+            outcome=decision,
+            reason=None,
+            kind="decision_request",
+        )
+        try:
+            self.audit.write(record)
+        except AuditError as exc:
+            self.metrics.audit_failed(exc.errno_name)
+            log.error("audit_unwritable", task_id=task_id, error=str(exc))
+            raise
+        return record
+
+    def _audit_quietly(self, record: DecisionRecord) -> None:
+        try:
+            self.audit.write(record)
+        except AuditError as exc:
+            self.metrics.audit_failed(exc.errno_name)
+            log.error("audit_unwritable", task_id=record.task_id, error=str(exc))
+
     def _decided(self, action: Action, principal: str | None) -> None:
         waited = (datetime.now(UTC) - action.created_at).total_seconds()
         self.metrics.decided(action.status, waited)
         self.metrics.approvals_pending.dec()
-        try:  # the decision itself is in the run store; the signed write, if any, is
-            # refused by the loop while the sink fails (no intent record, no POST)
+        try:  # its request is on record (``_audit_request``); should this record fail, the
+            # signed write is refused by the loop while the sink fails (no intent, no POST)
             self.audit.write(
                 DecisionRecord(
                     ts=datetime.now(UTC).isoformat(timespec="milliseconds"),
