@@ -115,3 +115,11 @@ def test_sse_frames_round_trip() -> None:
     assert decoded == [(e.kind, json.loads(json.dumps(e.to_dict()))) for e in events]
     for block in text.strip().split("\n\n")[:-1]:
         assert len(block.split("\n")) == 3  # id, event, one data line: payload newlines are escaped
+
+
+def test_every_loop_protocol_is_a_setting_the_agent_serves() -> None:
+    from sara.agent.actions import PROTOCOLS
+
+    assert {p.value for p in Protocol} == set(PROTOCOLS)
+    config = runtime.config_from_settings(AgentSettings(protocol="compact", prompt="compact"))
+    assert (config.protocol, config.prompt) == ("compact", "compact")

@@ -43,9 +43,14 @@ _STORE = typer.Option(
     "postgresql://user:pass@host:5432/db.",
 )
 _PARSE = typer.Option(None, "--parse-mode", help="strict | lenient.")
-_PROMPT = typer.Option(None, "--prompt", help="Prompt profile: medagentbench | sara.")
+_PROMPT = typer.Option(
+    None, "--prompt", help="Prompt profile: medagentbench | sara | compact | sara-leaderboard."
+)
 _PROTOCOL = typer.Option(
-    None, "--protocol", help="medagentbench | sara (how FHIR answers are worded)."
+    None,
+    "--protocol",
+    help="medagentbench | sara | compact | sara-leaderboard (how FHIR answers are worded; "
+    "docs/bench.md). With compact, --prompt compact too.",
 )
 _FUNCS = typer.Option(None, "--functions-file", help="JSON function list shown to the model.")
 _ROUNDS = typer.Option(None, "--max-rounds", help="Model rounds per task.")

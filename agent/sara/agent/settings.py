@@ -43,6 +43,8 @@ class Protocol(StrEnum):
 
     MEDAGENTBENCH = "medagentbench"  # benchmark-faithful: raw "&_format=json", harness wording
     SARA = "sara"  # "_format=json" as a proper parameter; error diagnostics passed on
+    COMPACT = "compact"  # as medagentbench, FHIR answers compacted (a third of the tokens)
+    SARA_LEADERBOARD = "sara-leaderboard"  # as medagentbench, verbose answers salvaged
 
 
 class AgentSettings(BaseSettings):
