@@ -158,6 +158,8 @@ def _encode_invalid(component: str, allowed: frozenset[str]) -> str:
     every ``%`` starts an escape; other characters outside ``allowed`` become ``%XX``."""
     component, escapes = _ESCAPE.subn(lambda m: m.group(0).upper(), component)
     keep_percent = escapes == component.count("%")
+    if allowed.issuperset(component.replace("%", "") if keep_percent else component):
+        return component  # nothing to escape (the common case): a set test, no loop
     out: list[str] = []
     for char in component:
         if (char == "%" and keep_percent) or (char != "%" and char in allowed):

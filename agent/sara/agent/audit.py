@@ -30,7 +30,7 @@ import json
 import sys
 import threading
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import IO, Any, Protocol
 from urllib.parse import parse_qsl, urlsplit
@@ -54,7 +54,7 @@ class AuditRecord:
     via: str | None = None  # "console": a clinician's console read a task's request again
 
     def to_json(self) -> str:
-        data = asdict(self)
+        data = {name: getattr(self, name) for name in _AUDIT_FIELDS}  # flat: no asdict copies
         for optional in ("signed_by", "via"):
             if data[optional] is None:
                 del data[optional]
@@ -87,6 +87,7 @@ class DecisionRecord:
 
 
 Record = AuditRecord | DecisionRecord
+_AUDIT_FIELDS = tuple(f.name for f in fields(AuditRecord))
 
 
 class AuditSink(Protocol):

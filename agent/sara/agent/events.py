@@ -57,7 +57,18 @@ class TaskResult:
     error: str | None = None  # why a ``task error`` failed, in words
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        """A plain copy (the history's messages and the usage copied, as ``asdict`` would;
+        without its per-value deep copies, which cost more than the rest of a round)."""
+        return {
+            "status": self.status,
+            "result": self.result,
+            "history": [dict(message) for message in self.history],
+            "rounds": self.rounds,
+            "usage": dict(self.usage),
+            "elapsed_seconds": self.elapsed_seconds,
+            "task_id": self.task_id,
+            "error": self.error,
+        }
 
 
 _NAMES: dict[type, tuple[str, ...]] = {}

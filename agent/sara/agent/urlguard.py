@@ -71,10 +71,8 @@ _ID = re.compile(r"[A-Za-z0-9\-.]{1,64}")
 MAX_URL_LENGTH = 8192
 
 
-def _unsendable(char: str) -> bool:
-    """Control characters, and lone surrogates (a model's JSON ``"\\ud800"``): no UTF-8 for them."""
-    code = ord(char)
-    return code < 32 or code == 127 or 0xD800 <= code <= 0xDFFF
+#: Control characters, and lone surrogates (a model's JSON ``"\\ud800"``): no UTF-8 for them.
+_UNSENDABLE = re.compile("[\x00-\x1f\x7f\ud800-\udfff]")
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,7 +134,7 @@ class UrlGuard:
         """Allow ``method url`` or say why not."""
         if method not in ("GET", "POST"):
             return Decision(False, "method")
-        if not url or len(url) > MAX_URL_LENGTH or any(_unsendable(c) for c in url):
+        if not url or len(url) > MAX_URL_LENGTH or _UNSENDABLE.search(url):
             return Decision(False, "invalid")
         if "\\" in url:
             return Decision(False, "backslash")
