@@ -192,3 +192,12 @@ def test_audit_file_sink_and_patient_reference(tmp_path: Path) -> None:
     assert patient_reference(f"{base}Patient?identifier=S4") == "Patient/S4"
     assert patient_reference(f"{base}Patient?name=x") is None
     assert patient_reference(None, {"subject": {"reference": "Patient/S5"}}) == "Patient/S5"
+
+
+def test_the_request_body_is_json_even_with_what_utf8_cannot_carry() -> None:
+    from sara.agent.model_client import request_body
+
+    plain = {"model": "m", "messages": [{"role": "user", "content": "Mg 1.5 — low"}]}
+    assert json.loads(request_body(plain)) == plain
+    lone = {"model": "m", "messages": [{"role": "user", "content": "a\ud800b"}]}
+    assert json.loads(request_body(lone)) == lone  # json's \ud800 escape, not a crash

@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import httpx
+import orjson
 
 from sara.agent.errors import ContextLimitError, ModelError
 from sara.agent.fhir_client import KEEPALIVE_SECONDS, read_capped
@@ -173,7 +174,9 @@ class ModelClient:
     async def _post(self, url: str, body: dict[str, Any]) -> tuple[httpx.Response, bytes]:
         """One attempt: the response and at most MAX_RESPONSE_BYTES of its body, in time."""
         async with asyncio.timeout(self.timeout):
-            request = self._client.build_request("POST", url, json=body)
+            request = self._client.build_request(
+                "POST", url, content=request_body(body), headers=_JSON_HEADERS
+            )
             response = await self._client.send(request, stream=True)
             try:
                 raw, truncated = await read_capped(response, MAX_RESPONSE_BYTES)
@@ -199,6 +202,19 @@ class ModelClient:
 
     async def aclose(self) -> None:
         await self._client.aclose()
+
+
+_JSON_HEADERS = {"Content-Type": "application/json"}
+
+
+def request_body(body: dict[str, Any]) -> bytes:
+    """The request as JSON bytes: orjson (the whole history is encoded every round; several
+    times faster than ``json``), or ``json``'s escapes for what UTF-8 cannot carry (a lone
+    surrogate in a model's earlier answer)."""
+    try:
+        return orjson.dumps(body)
+    except TypeError:  # orjson.JSONEncodeError: str is not valid UTF-8
+        return json.dumps(body).encode()
 
 
 def _retry_after(response: httpx.Response) -> float | None:
