@@ -146,6 +146,7 @@ def serve(
         log_config=None,
         access_log=False,
         timeout_graceful_shutdown=10,
+        timeout_keep_alive=int(settings.keep_alive_seconds),
         http=BoundedHttpToolsProtocol,
     )
     uvicorn.Server(config).run()

@@ -97,6 +97,10 @@ class AgentSettings(BaseSettings):
     decision_rate_burst: int = Field(30, ge=1)
     max_tasks_per_key: int = Field(16, ge=0)  # running at once for one key
     max_streams_per_key: int = Field(8, ge=0)  # open SSE streams for one key
+    # An idle keep-alive connection is kept this long. Longer than the idle timeout of the
+    # ingress or load balancer in front (60 s is common): a server that closes first races the
+    # proxy's next request on that connection (intermittent 502s). uvicorn's own default is 5 s.
+    keep_alive_seconds: float = Field(75.0, gt=0)
     sse_send_timeout_seconds: float = Field(30.0, gt=0)  # a stream whose client stops reading
     max_instruction_chars: int = Field(8192, ge=1, le=20_000)  # a task's instruction
     # Browser hardening: origins (besides the console's own) allowed to call the API from a
