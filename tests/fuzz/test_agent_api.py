@@ -15,21 +15,9 @@ import fuzzapps
 import httpx
 import schemathesis
 from hypothesis import settings
-from schemathesis.checks import not_a_server_error
-from schemathesis.specs.openapi.checks import (
-    content_type_conformance,
-    ignored_auth,
-    response_schema_conformance,
-    status_code_conformance,
-)
+from schemathesis.specs.openapi.checks import ignored_auth
 
-CHECKS = [
-    not_a_server_error,
-    status_code_conformance,
-    content_type_conformance,
-    response_schema_conformance,
-    ignored_auth,
-]
+CHECKS = [*fuzzapps.CONTRACT_CHECKS, ignored_auth]
 
 
 def _document() -> dict[str, Any]:

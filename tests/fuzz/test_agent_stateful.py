@@ -19,19 +19,8 @@ from typing import Any
 import fuzzapps
 import schemathesis
 from hypothesis import HealthCheck, settings
-from schemathesis.checks import not_a_server_error
-from schemathesis.specs.openapi.checks import (
-    content_type_conformance,
-    response_schema_conformance,
-    status_code_conformance,
-)
 
-CHECKS = [
-    not_a_server_error,
-    status_code_conformance,
-    content_type_conformance,
-    response_schema_conformance,
-]
+CHECKS = fuzzapps.CONTRACT_CHECKS
 with TemporaryDirectory() as _tmp:  # building the app opens nothing; the path is unused
     DOCUMENT = fuzzapps.agent(Path(_tmp) / "runs.db").openapi()
 schema = schemathesis.openapi.from_dict(DOCUMENT)

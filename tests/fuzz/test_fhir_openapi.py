@@ -12,21 +12,10 @@ import fuzzapps
 import httpx
 import schemathesis
 from hypothesis import settings
-from schemathesis.checks import not_a_server_error
-from schemathesis.specs.openapi.checks import (
-    content_type_conformance,
-    response_schema_conformance,
-    status_code_conformance,
-)
 
 from sara.fhir import openapi, params
 
-CHECKS = [
-    not_a_server_error,
-    status_code_conformance,
-    content_type_conformance,
-    response_schema_conformance,
-]
+CHECKS = fuzzapps.CONTRACT_CHECKS
 schema = schemathesis.openapi.from_dict(openapi.document("/fhir"))
 
 

@@ -10,6 +10,12 @@ from typing import Any
 
 import httpx
 from fastapi import FastAPI
+from schemathesis.checks import not_a_server_error
+from schemathesis.specs.openapi.checks import (
+    content_type_conformance,
+    response_schema_conformance,
+    status_code_conformance,
+)
 
 from sara.agent import fakes
 from sara.agent.api.app import create_app as create_agent
@@ -18,6 +24,14 @@ from sara.agent.settings import AgentSettings
 from sara.fhir.app import create_app as create_fhir
 from sara.fhir.settings import ServerSettings
 
+#: What every schemathesis test checks of each answer: no 5xx; its status, content type and body
+#: as the OpenAPI document says.
+CONTRACT_CHECKS = [
+    not_a_server_error,
+    status_code_conformance,
+    content_type_conformance,
+    response_schema_conformance,
+]
 KEY = "fuzz-key"
 AUTH = {"Authorization": f"Bearer {KEY}"}
 LONG = os.environ.get("SARA_FUZZ") == "long"
