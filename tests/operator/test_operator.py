@@ -378,6 +378,23 @@ async def test_invalid_update_keeps_children_and_reports(api: Api) -> None:
         assert await api.names("Deployment") == before == ["h-agent", "h-model"]
 
 
+async def test_a_stale_accepted_status_on_an_invalid_spec_is_corrected(api: Api) -> None:
+    """The status timer runs beside the reconcile handler: one that began on the previous,
+    valid spec could write "accepted" after the handler reported the new spec invalid (seen in
+    CI). Whatever wrote it, an invalid spec's status is corrected by the next timer round."""
+    async with run_operator(new_registry()):
+        await api.create_cr("st", REFERENCE)
+        await eventually(lambda: _status_is(api, "st", "Accepted", "True"))
+        accepted = await api.condition("st", "Accepted")
+        await api.patch(f"{CR_PATH}/st", {"spec": {"model": {"engine": "external"}}})
+        await eventually(lambda: _status_is(api, "st", "Accepted", "False"))
+        # the late write of a status computed from generation 1
+        await api.patch(f"{CR_PATH}/st/status", {"status": {"conditions": [accepted]}})
+        assert await _status_is(api, "st", "Accepted", "True")
+        corrected = await eventually(lambda: _status_is(api, "st", "Accepted", "False"))
+        assert "model.external.baseUrl" in corrected["message"]
+
+
 async def test_watches_carry_timeouts_so_a_dropped_connection_is_renewed(
     emulator: SaraEmulator, api: Api
 ) -> None:

@@ -33,6 +33,17 @@ def _announce(body: kopf.Body, result: status_logic.Result) -> None:
             kopf.info(body, reason=t.type, message=message)
 
 
+def _saw(memo: kopf.Memo, meta: kopf.Meta) -> None:
+    """Remember the newest generation a reconcile has started on (this process)."""
+    generation = meta.get("generation") or 0
+    memo["seen_generation"] = max(memo.get("seen_generation", 0), generation)
+
+
+def _stale(memo: kopf.Memo, meta: kopf.Meta) -> bool:
+    """Whether ``meta`` (a timer's view) is older than a spec a reconcile has started on."""
+    return bool(memo.get("seen_generation", 0) > (meta.get("generation") or 0))
+
+
 def _write(patch: kopf.Patch, result: status_logic.Result) -> None:
     for key, value in result.status.items():
         patch.status[key] = value
@@ -176,6 +187,7 @@ def register(
         **_: Any,
     ) -> None:
         async with measured("reconcile"):
+            _saw(memo, meta)
             cr, rejected = parse(name, spec, status, meta)
             if cr is None:
                 assert rejected is not None
@@ -200,12 +212,21 @@ def register(
         **_: Any,
     ) -> None:
         async with measured("status"):
-            cr, _rejected = parse(name, spec, status, meta)
+            if _stale(memo, meta):
+                return  # a newer spec is being (or was) reconciled: this view is out of date
+            cr, rejected = parse(name, spec, status, meta)
             if cr is None:
-                return  # the reconcile handler reported it; nothing to observe
+                # The reconcile handler reported it; but a status computed from the previous
+                # spec (this timer's, running beside that handler) may have landed after its
+                # report: say it again, so an invalid spec never stays marked accepted.
+                if rejected is not None and status_logic.accepted(status):
+                    _write(patch, rejected)
+                return
             if not status_logic.accepted(status):
                 return  # children not applied yet (or not yet for this spec): reconcile first
             names = model.Names(name, namespace)
             # The status view may predate the last reconcile; the in-process memo does not.
             generation = memo.get("applied_generation", status.get("observedGeneration"))
             await refresh(cr, names, body, status, patch, generation)
+            if _stale(memo, meta):
+                patch.clear()  # the spec changed while this ran: its status would be stale
