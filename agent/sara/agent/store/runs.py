@@ -84,6 +84,22 @@ def disconnected(exc: BaseException) -> bool:
     return False
 
 
+@contextlib.asynccontextmanager
+async def _guarded(
+    opening: contextlib.AbstractAsyncContextManager[AsyncConnection],
+) -> AsyncIterator[AsyncConnection]:
+    """``opening``'s connection; a lost or refused one becomes :class:`StoreUnavailable`."""
+    try:
+        async with opening as conn:
+            yield conn
+    except StoreUnavailable:
+        raise
+    except Exception as exc:
+        if disconnected(exc):
+            raise _unavailable(exc) from exc
+        raise
+
+
 def _unavailable(exc: BaseException) -> StoreUnavailable:
     return StoreUnavailable(f"run store unavailable ({type(exc).__name__})")
 
@@ -157,30 +173,13 @@ class RunStore:
 
     # -- connections ---------------------------------------------------------------------
 
-    @contextlib.asynccontextmanager
-    async def _begin(self) -> AsyncIterator[AsyncConnection]:
+    def _begin(self) -> contextlib.AbstractAsyncContextManager[AsyncConnection]:
         """A transaction; a lost or refused connection becomes StoreUnavailable."""
-        try:
-            async with self.engine.begin() as conn:
-                yield conn
-        except StoreUnavailable:
-            raise
-        except Exception as exc:
-            if disconnected(exc):
-                raise _unavailable(exc) from exc
-            raise
+        return _guarded(self.engine.begin())
 
-    @contextlib.asynccontextmanager
-    async def _connect(self) -> AsyncIterator[AsyncConnection]:
-        try:
-            async with self.engine.connect() as conn:
-                yield conn
-        except StoreUnavailable:
-            raise
-        except Exception as exc:
-            if disconnected(exc):
-                raise _unavailable(exc) from exc
-            raise
+    def _connect(self) -> contextlib.AbstractAsyncContextManager[AsyncConnection]:
+        """A connection (reads); a lost or refused one becomes StoreUnavailable."""
+        return _guarded(self.engine.connect())
 
     async def _read(self, query: Callable[[], Awaitable[T]]) -> T:
         """An idempotent read, tried once more when the connection was lost under it."""
